@@ -1,0 +1,76 @@
+"""The ASGI application: routes under the issuer's path, and the provider's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount, Route
+
+from idp.config import Settings
+from idp.endpoints import discovery, introspection, jwks, registration, revocation, token
+from idp.provider import Provider, open_provider
+
+
+def routes(settings: Settings) -> list[BaseRoute]:
+    """Our endpoints under the issuer's path, and the well-known documents.
+
+    With an issuer path ``/t``, RFC 8414 metadata is at ``/.well-known/oauth-authorization-
+    server/t`` (path insertion) and OIDC metadata at ``/t/.well-known/openid-configuration``;
+    MCP clients also try ``/.well-known/openid-configuration/t``, so that is served too.
+    """
+    prefix = urlsplit(settings.issuer).path
+    endpoints = [
+        Route("/token", token.token, methods=["POST"]),
+        Route("/jwks", jwks.jwks, methods=["GET"]),
+        Route("/introspect", introspection.introspect, methods=["POST"]),
+        Route("/revoke", revocation.revoke, methods=["POST"]),
+        Route("/register", registration.register, methods=["POST"]),
+        Route("/register/{client_id}", registration.read, methods=["GET"]),
+        Route("/register/{client_id}", registration.update, methods=["PUT"]),
+        Route("/register/{client_id}", registration.delete, methods=["DELETE"]),
+        Route("/.well-known/openid-configuration", discovery.serve_metadata, methods=["GET"]),
+    ]
+    well_known: list[BaseRoute] = [
+        Route(
+            "/.well-known/oauth-authorization-server" + prefix,
+            discovery.serve_metadata,
+            methods=["GET"],
+        ),
+    ]
+    if prefix:
+        well_known.append(
+            Route(
+                "/.well-known/openid-configuration" + prefix,
+                discovery.serve_metadata,
+                methods=["GET"],
+            )
+        )
+        return [*well_known, Mount(prefix, routes=endpoints)]
+    return [*well_known, *endpoints]
+
+
+def create_app(settings: Settings, provider: Provider | None = None) -> Starlette:
+    """The application; it opens its own provider unless one is given (as tests do)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        own = provider is None
+        app.state.provider = provider or await open_provider(settings)
+        maintainer = asyncio.create_task(app.state.provider.maintain())
+        try:
+            yield
+        finally:
+            maintainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintainer
+            if own:
+                await app.state.provider.close()
+
+    app = Starlette(routes=routes(settings), lifespan=lifespan)
+    if provider is not None:
+        app.state.provider = provider
+    return app

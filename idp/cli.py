@@ -1,0 +1,279 @@
+"""The ``idp`` command: serve, migrate, and manage keys, clients and resources.
+
+Every command reads the same ``IDP_*`` settings as the service and talks to the same store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import click
+import orjson
+
+from idp.config import ConfigError, Settings, load_settings
+from idp.endpoints.registration import CLIENT_ID_PREFIX
+from idp.hashing import SecretHasher, new_secret
+from idp.keys import KeyRing
+from idp.provider import Provider, ensure_schema, open_provider
+from idp.resources import MAX_RESOURCE_TTL, canonical_uri
+from idp.store import Client, Resource
+from idp.store.connect import open_store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def run(coroutine: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """Run an async command body; configuration errors end it with a one-line message."""
+
+    @wraps(coroutine)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return asyncio.run(coroutine(*args, **kwargs))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+async def with_provider(body: Callable[[Provider], Awaitable[T]]) -> T:
+    provider = await open_provider(settings_or_exit())
+    try:
+        return await body(provider)
+    finally:
+        await provider.close()
+
+
+def echo_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+@click.group()
+def main() -> None:
+    """idp: an OAuth 2.1 / OpenID Connect identity provider."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the provider over HTTP."""
+    import uvicorn
+
+    settings = settings_or_exit()
+    if settings.env == "dev":
+        asyncio.run(_migrate(settings))
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    click.echo(f"idp listening on http://{host}:{port} (issuer {settings.issuer})")
+    uvicorn.run(
+        "idp.asgi:app", factory=True, host=host, port=port, workers=workers,
+        log_level="info", access_log=False,
+    )
+
+
+@main.command()
+@run
+async def migrate() -> None:
+    """Apply pending database migrations (safe to run from several replicas at once)."""
+    applied = await _migrate(settings_or_exit())
+    click.echo("applied: " + ", ".join(applied) if applied else "schema is current")
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    store = await open_store(settings.database_url.get_secret_value())
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("list")
+@run
+async def keys_list() -> None:
+    """Show every stored key and its state."""
+
+    async def body(provider: Provider) -> None:
+        ring = provider.keys
+        active = {key.kid for key in ring.view.active.values()}
+        pending = {key.kid for key in ring.view.pending.values()}
+        published = {key.kid for key in ring.view.published}
+        for key in await provider.store.list_signing_keys():
+            state = (
+                "active" if key.kid in active
+                else "next" if key.kid in pending
+                else "retired" if key.kid in published
+                else "expired"
+            )
+            activates = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.activates_at))
+            click.echo(f"{key.alg}\t{key.generation}\t{state}\t{activates}\t{key.kid}")
+
+    await with_provider(body)
+
+
+@keys.command("rotate")
+@click.option("--alg", "algs", multiple=True, type=click.Choice(["ES256", "RS256"]))
+@run
+async def keys_rotate(algs: tuple[str, ...]) -> None:
+    """Publish a next key per algorithm; it signs once the publish delay has passed."""
+
+    async def body(provider: Provider) -> None:
+        ring: KeyRing = provider.keys
+        created = await ring.rotate(algs or ("ES256", "RS256"))
+        for key in created:
+            when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.activates_at))
+            click.echo(f"{key.alg}: next key {key.kid} signs from {when}")
+        if not created:
+            click.echo("a rotation is already pending; nothing created")
+
+    await with_provider(body)
+
+
+@main.group()
+def clients() -> None:
+    """OAuth clients."""
+
+
+@clients.command("list")
+@run
+async def clients_list() -> None:
+    async def body(provider: Provider) -> None:
+        for client in await provider.store.list_clients():
+            name = client.metadata.get("client_name", "")
+            grants = ",".join(client.grant_types)
+            click.echo(f"{client.client_id}\t{client.auth_method}\t{grants}\t{name}")
+
+    await with_provider(body)
+
+
+@clients.command("show")
+@click.argument("client_id")
+@run
+async def clients_show(client_id: str) -> None:
+    async def body(provider: Provider) -> None:
+        client = await provider.store.get_client(client_id)
+        if client is None:
+            raise click.ClickException(f"no client {client_id}")
+        echo_json({"client_id": client.client_id, "created_at": client.created_at,
+                   "client_secret_expires_at": client.secret_expires_at, **client.metadata})
+
+    await with_provider(body)
+
+
+@clients.command("delete")
+@click.argument("client_id")
+@run
+async def clients_delete(client_id: str) -> None:
+    async def body(provider: Provider) -> None:
+        if not await provider.store.delete_client(client_id):
+            raise click.ClickException(f"no client {client_id}")
+        click.echo(f"deleted {client_id}")
+
+    await with_provider(body)
+
+
+@clients.command("add")
+@click.option("--name", required=True, help="client_name shown to people")
+@click.option("--scope", default="", help="space-separated scopes the client may ask for")
+@click.option("--secret", default=None, help="choose the secret (hashed with argon2id)")
+@run
+async def clients_add(name: str, scope: str, secret: str | None) -> None:
+    """Create a confidential client for the client credentials grant; prints its secret once."""
+
+    async def body(provider: Provider) -> None:
+        hasher: SecretHasher = provider.hasher
+        chosen = secret is not None
+        value = secret if chosen else new_secret()
+        metadata: dict[str, Any] = {
+            "client_name": name,
+            "token_endpoint_auth_method": "client_secret_basic",
+            "grant_types": ["client_credentials"],
+            "response_types": [],
+        }
+        if scope.split():
+            metadata["scope"] = " ".join(scope.split())
+        client = Client(
+            client_id=CLIENT_ID_PREFIX + new_secret(nbytes=16),
+            metadata=metadata,
+            created_at=provider.now(),
+            secret_hash=hasher.hash_chosen(value) if chosen else hasher.hash_generated(value),
+        )
+        await provider.store.create_client(client)
+        echo_json({"client_id": client.client_id, "client_secret": value})
+
+    await with_provider(body)
+
+
+@main.group()
+def resources() -> None:
+    """Protected resources (RFC 8707): the audiences tokens are bound to."""
+
+
+@resources.command("add")
+@click.argument("uri")
+@click.option("--scopes", default="", help='space-separated, e.g. "machines:run other:scope"')
+@click.option("--token-ttl", default=None, type=click.IntRange(30, MAX_RESOURCE_TTL))
+@run
+async def resources_add(uri: str, scopes: str, token_ttl: int | None) -> None:
+    """Register a resource, or replace the one with the same URI."""
+    settings = settings_or_exit()
+    try:
+        canonical = canonical_uri(uri)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="URI") from None
+    resource = Resource(
+        uri=canonical,
+        scopes=tuple(dict.fromkeys(scopes.split())),
+        token_ttl=token_ttl or settings.access_token_ttl,
+        created_at=int(time.time()),
+    )
+    await _with_store(settings, lambda store: store.put_resource(resource))
+    click.echo(f"{canonical}\tscopes: {' '.join(resource.scopes) or '-'}\tttl: {resource.token_ttl}s")
+
+
+@resources.command("list")
+@run
+async def resources_list() -> None:
+    for resource in await _with_store(settings_or_exit(), lambda s: s.list_resources()):
+        scopes = " ".join(resource.scopes) or "-"
+        click.echo(f"{resource.uri}\tscopes: {scopes}\tttl: {resource.token_ttl}s")
+
+
+@resources.command("remove")
+@click.argument("uri")
+@run
+async def resources_remove(uri: str) -> None:
+    settings = settings_or_exit()
+    try:
+        canonical = canonical_uri(uri)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="URI") from None
+    if not await _with_store(settings, lambda store: store.delete_resource(canonical)):
+        raise click.ClickException(f"no resource {canonical}")
+    click.echo(f"removed {canonical}")
+
+
+async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[T]]) -> T:
+    store = await open_store(settings.database_url.get_secret_value())
+    try:
+        await ensure_schema(store, settings)
+        return await body(store)
+    finally:
+        await store.close()

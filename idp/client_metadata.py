@@ -1,0 +1,204 @@
+"""Validating client metadata for dynamic registration (RFC 7591 section 2).
+
+:func:`validate` runs the checks in :data:`CHECKS` in order, each a small function that reads
+the submitted metadata and adds to the cleaned result or raises. Metadata we do not understand
+is dropped, as RFC 7591 section 2 asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from idp.errors import InvalidClientMetadata, InvalidRedirectUri
+from idp.jose import ASYMMETRIC
+
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
+SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
+APPLICATION_TYPES = ("web", "native")
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+DANGEROUS_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob", "about", "ftp"})
+# RFC 7591 section 2, plus OIDC Registration's application_type; values are strings.
+TEXT_FIELDS = ("client_name", "software_id", "software_version")
+URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
+MAX_REDIRECT_URIS = 20
+MAX_TEXT = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What this server supports, handed in by the caller."""
+
+    grant_types: Collection[str]
+    response_types: Collection[str]
+    scopes: Collection[str]
+
+
+Check = Callable[[dict[str, Any], dict[str, Any], Policy], None]
+
+
+def validate(submitted: dict[str, Any], policy: Policy) -> dict[str, Any]:
+    """Return the cleaned metadata, or raise ``invalid_client_metadata``/``invalid_redirect_uri``."""
+    cleaned: dict[str, Any] = {}
+    for check in CHECKS:
+        check(submitted, cleaned, policy)
+    return cleaned
+
+
+def _auth_method(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) -> None:
+    method = submitted.get("token_endpoint_auth_method", "client_secret_basic")
+    if method not in AUTH_METHODS:
+        raise InvalidClientMetadata(f"token_endpoint_auth_method must be one of {AUTH_METHODS}")
+    cleaned["token_endpoint_auth_method"] = method
+
+
+def _application_type(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) -> None:
+    kind = submitted.get("application_type", "web")
+    if kind not in APPLICATION_TYPES:
+        raise InvalidClientMetadata("application_type must be 'web' or 'native'")
+    cleaned["application_type"] = kind
+
+
+def _grant_and_response_types(
+    submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy
+) -> None:
+    grants = _string_list(submitted, "grant_types", ["authorization_code"])
+    responses = _string_list(submitted, "response_types", ["code"] if grants else [])
+    for grant in grants:
+        if grant not in policy.grant_types:
+            raise InvalidClientMetadata(f"grant type '{grant}' is not supported")
+    for response in responses:
+        if response not in policy.response_types:
+            raise InvalidClientMetadata(f"response type '{response}' is not supported")
+    if ("code" in responses) != ("authorization_code" in grants):
+        raise InvalidClientMetadata("response type 'code' goes with grant 'authorization_code'")
+    if "client_credentials" in grants and cleaned["token_endpoint_auth_method"] == "none":
+        raise InvalidClientMetadata("client_credentials needs an authenticated client")
+    if "refresh_token" in grants and "authorization_code" not in grants:
+        raise InvalidClientMetadata("refresh_token needs grant 'authorization_code'")
+    cleaned["grant_types"] = grants
+    cleaned["response_types"] = responses
+
+
+def _redirect_uris(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) -> None:
+    uris = _string_list(submitted, "redirect_uris", [], error=InvalidRedirectUri)
+    if "authorization_code" in cleaned["grant_types"] and not uris:
+        raise InvalidRedirectUri("redirect_uris is required for grant 'authorization_code'")
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise InvalidRedirectUri(f"at most {MAX_REDIRECT_URIS} redirect URIs")
+    native = cleaned["application_type"] == "native"
+    public = cleaned["token_endpoint_auth_method"] == "none"
+    for uri in uris:
+        check_redirect_uri(uri, private_use_allowed=native or public)
+    if uris:
+        cleaned["redirect_uris"] = uris
+
+
+def check_redirect_uri(uri: str, *, private_use_allowed: bool) -> None:
+    """One redirect URI, by the rules in SECURITY.md ("Redirects") and RFC 8252."""
+    try:
+        parts = urlsplit(uri)
+        _ = parts.port  # raises on a malformed port
+    except ValueError:
+        raise InvalidRedirectUri(f"'{uri}' is not a valid URI") from None
+    scheme = parts.scheme.lower()
+    if not scheme or "#" in uri:
+        raise InvalidRedirectUri(f"'{uri}' must be absolute and carry no fragment")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRedirectUri(f"'{uri}' must not carry user information")
+    if scheme in DANGEROUS_SCHEMES:
+        raise InvalidRedirectUri(f"the scheme of '{uri}' is not allowed")
+    if scheme == "https":
+        if not parts.hostname:
+            raise InvalidRedirectUri(f"'{uri}' has no host")
+        return
+    if scheme == "http":
+        if parts.hostname not in LOOPBACK_NAMES:
+            raise InvalidRedirectUri(f"'{uri}': http is allowed only for loopback redirects")
+        return
+    if not private_use_allowed:
+        raise InvalidRedirectUri(f"'{uri}': private-use schemes are for native clients only")
+
+
+def _scope(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) -> None:
+    scope = submitted.get("scope")
+    if scope is None:
+        return
+    if not isinstance(scope, str):
+        raise InvalidClientMetadata("scope must be a space-separated string")
+    unknown = sorted(set(scope.split()) - set(policy.scopes))
+    if unknown:
+        raise InvalidClientMetadata(f"scope not offered by any resource: {' '.join(unknown)}")
+    if scope.split():
+        cleaned["scope"] = " ".join(dict.fromkeys(scope.split()))
+
+
+def _keys(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) -> None:
+    jwks, jwks_uri = submitted.get("jwks"), submitted.get("jwks_uri")
+    if jwks is not None and jwks_uri is not None:
+        raise InvalidClientMetadata("jwks and jwks_uri must not both be given")
+    if jwks_uri is not None:
+        if not isinstance(jwks_uri, str) or urlsplit(jwks_uri).scheme != "https":
+            raise InvalidClientMetadata("jwks_uri must be an https URL")
+        cleaned["jwks_uri"] = jwks_uri
+    if jwks is not None:
+        keys = jwks.get("keys") if isinstance(jwks, dict) else None
+        if not isinstance(keys, list) or not keys or not all(_is_public_jwk(k) for k in keys):
+            raise InvalidClientMetadata("jwks must be a JWK Set of public keys")
+        cleaned["jwks"] = {"keys": keys}
+    if cleaned["token_endpoint_auth_method"] == "private_key_jwt" and not (jwks or jwks_uri):
+        raise InvalidClientMetadata("private_key_jwt needs jwks or jwks_uri")
+    alg = submitted.get("token_endpoint_auth_signing_alg")
+    if alg is not None:
+        if alg not in ASYMMETRIC:
+            raise InvalidClientMetadata("token_endpoint_auth_signing_alg is not supported")
+        cleaned["token_endpoint_auth_signing_alg"] = alg
+
+
+def _descriptive(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) -> None:
+    for name in TEXT_FIELDS:
+        value = submitted.get(name)
+        if value is not None:
+            if not isinstance(value, str) or len(value) > MAX_TEXT:
+                raise InvalidClientMetadata(f"{name} must be a string of at most {MAX_TEXT}")
+            cleaned[name] = value
+    for name in URL_FIELDS:
+        value = submitted.get(name)
+        if value is not None:
+            if not isinstance(value, str) or urlsplit(value).scheme != "https":
+                raise InvalidClientMetadata(f"{name} must be an https URL")
+            cleaned[name] = value
+    contacts = _string_list(submitted, "contacts", [])
+    if contacts:
+        cleaned["contacts"] = contacts
+
+
+def _string_list(
+    submitted: dict[str, Any],
+    name: str,
+    default: list[str],
+    error: type[InvalidClientMetadata | InvalidRedirectUri] = InvalidClientMetadata,
+) -> list[str]:
+    value = submitted.get(name, default)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise error(f"{name} must be an array of strings")
+    return list(dict.fromkeys(value))
+
+
+def _is_public_jwk(key: object) -> bool:
+    if not isinstance(key, dict) or key.get("kty") not in ("EC", "RSA", "OKP"):
+        return False
+    return not ({"d", "p", "q", "dp", "dq", "qi", "k"} & key.keys())
+
+
+CHECKS: tuple[Check, ...] = (
+    _auth_method,
+    _application_type,
+    _grant_and_response_types,
+    _redirect_uris,
+    _scope,
+    _keys,
+    _descriptive,
+)

@@ -1,0 +1,106 @@
+"""Settings, read once from the environment (``IDP_*``) and validated at start-up.
+
+A bad value stops the process with the variable's name; secrets are ``SecretStr`` so they never
+show in ``repr`` or logs. Each component receives the settings it needs as arguments.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Environment = Literal["dev", "test", "prod"]
+SigningAlg = Literal["ES256", "RS256"]
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; see the README for what each one does."""
+
+    model_config = SettingsConfigDict(env_prefix="IDP_", frozen=True, extra="ignore")
+
+    env: Environment = "dev"
+    issuer: str = "http://localhost:8000"
+    database_url: SecretStr = SecretStr("sqlite:///var/idp.sqlite3")
+    redis_url: SecretStr | None = None
+    redis_prefix: str = "idp:"
+    key_encryption_key: SecretStr | None = None
+    key_dir: Path = Path("keys")
+
+    access_token_alg: SigningAlg = "ES256"
+    access_token_ttl: int = Field(default=900, ge=30, le=86400)
+    key_rotation_interval: int = Field(default=0, ge=0)
+    key_publish_delay: int = Field(default=600, ge=0)
+    key_refresh_interval: float = Field(default=10.0, gt=0)
+    jwks_max_age: int = Field(default=300, ge=0)
+    clock_leeway: int = Field(default=60, ge=0, le=300)
+
+    registration_enabled: bool = True
+    registration_initial_access_token: SecretStr | None = None
+    registration_rate_limit: int = Field(default=20, ge=1)
+    registration_rate_window: int = Field(default=3600, ge=1)
+    client_secret_ttl: int = Field(default=0, ge=0)
+
+    trusted_proxies: str = ""
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer_is_a_plain_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        if parts.query or parts.fragment or "#" in value:
+            raise ValueError("must not carry a query or fragment (RFC 8414 section 2)")
+        if value.endswith("/"):
+            raise ValueError("must not end with '/'")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        for item in value.replace(",", " ").split():
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> Settings:
+        if self.env != "prod":
+            return self
+        parts = urlsplit(self.issuer)
+        if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError("IDP_ISSUER must be https in prod (http is allowed for loopback)")
+        if self.key_encryption_key is None:
+            raise ValueError("IDP_KEY_ENCRYPTION_KEY is required in prod")
+        return self
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        items = self.trusted_proxies.replace(",", " ").split()
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+
+    def endpoint(self, path: str) -> str:
+        """The absolute URL of one of our endpoints, under the issuer."""
+        return self.issuer + path
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; raise :class:`ConfigError` naming the first bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        name = f"IDP_{field.upper()}" if field else "configuration"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message}") from None

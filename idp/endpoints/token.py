@@ -1,0 +1,44 @@
+"""The token endpoint (RFC 6749 section 3.2).
+
+It owns the shared steps: parse the form, authenticate the client, pick the grant, check the
+client may use it, respond without caching. Each grant module adds only what is its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from idp.client_auth import authenticate
+from idp.endpoints import oauth_endpoint, provider_of
+from idp.errors import UnauthorizedClient, UnsupportedGrantType
+from idp.grants import client_credentials
+from idp.http import Params, no_store_json, read_form
+from idp.provider import Provider
+from idp.store import Client
+
+Grant = Callable[[Provider, Client, Params], Awaitable[dict[str, Any]]]
+
+GRANTS: dict[str, Grant] = {
+    client_credentials.GRANT_TYPE: client_credentials.issue,
+}
+
+
+@oauth_endpoint
+async def token(request: Request) -> Response:
+    provider = provider_of(request)
+    params = await read_form(request, provider.settings.max_body_bytes)
+
+    client = await authenticate(provider, request, params)
+
+    grant_type = params.require("grant_type")
+    grant = GRANTS.get(grant_type)
+    if grant is None:
+        raise UnsupportedGrantType(f"grant type '{grant_type}' is not supported")
+    if grant_type not in client.grant_types:
+        raise UnauthorizedClient(f"the client is not registered for '{grant_type}'")
+
+    return no_store_json(await grant(provider, client, params))

@@ -1,0 +1,152 @@
+"""The edge of the service: reading request bodies into parameters, JSON responses, addresses.
+
+Parameters are parsed once into an immutable :class:`Params`; nothing deeper touches the raw
+body. A parameter sent twice is refused (RFC 6749 section 3.1) unless the spec lets it repeat.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from idp.errors import NO_STORE, InvalidRequest, OAuthError
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+# RFC 8707 section 2: "resource" may be given more than once.
+REPEATABLE = frozenset({"resource"})
+
+
+class PayloadTooLarge(OAuthError):
+    error = "invalid_request"
+    status = 413
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """Request parameters, one value each except the ones in :data:`REPEATABLE`.
+
+    Empty values count as absent (RFC 6749 section 3.1).
+    """
+
+    values: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def parse(cls, pairs: Iterable[tuple[str, str]]) -> Params:
+        values: dict[str, list[str]] = {}
+        for name, value in pairs:
+            if value == "":
+                continue
+            values.setdefault(name, []).append(value)
+        for name, items in values.items():
+            if len(items) > 1 and name not in REPEATABLE:
+                raise InvalidRequest(f"parameter '{name}' is repeated")
+        frozen = {name: tuple(items) for name, items in values.items()}
+        return cls(MappingProxyType(frozen))
+
+    def get(self, name: str) -> str | None:
+        items = self.values.get(name)
+        return items[0] if items else None
+
+    def all(self, name: str) -> tuple[str, ...]:
+        return self.values.get(name, ())
+
+    def require(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise InvalidRequest(f"parameter '{name}' is required")
+        return value
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refused with 413 past ``max_bytes`` without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
+        raise PayloadTooLarge("request body is too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge("request body is too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_form(request: Request, max_bytes: int) -> Params:
+    """Parse an ``application/x-www-form-urlencoded`` body (RFC 6749 appendix B)."""
+    if media_type(request) != FORM:
+        raise InvalidRequest(f"the body must be {FORM}")
+    body = await read_body(request, max_bytes)
+    try:
+        text = body.decode("utf-8")
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequest("the body is not a valid form") from None
+    return Params.parse(pairs)
+
+
+async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
+    """Parse a JSON object body; anything else is ``invalid_request``."""
+    if media_type(request) != JSON:
+        raise InvalidRequest(f"the body must be {JSON}")
+    body = await read_body(request, max_bytes)
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("the body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return value
+
+
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=JSON)
+
+
+def no_store_json(body: Any, status: int = 200) -> Response:
+    """A JSON response that caches must not keep (RFC 6749 section 5.1)."""
+    return json_response(body, status, NO_STORE)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
+    """The address of the client, taking ``X-Forwarded-For`` only from trusted proxies.
+
+    Walks the forwarded chain from the right and returns the first address that is not a
+    trusted proxy, so a client cannot forge its address by prepending entries.
+    """
+    peer = request.client.host if request.client else "unknown"
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _is_trusted(address: str, trusted: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)

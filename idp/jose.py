@@ -1,0 +1,108 @@
+"""Verifying compact JWS tokens by the rules in SECURITY.md ("JOSE").
+
+The caller names the accepted algorithms and resolves the key from our own records by ``kid``;
+a key is never taken from the token (``jwk``, ``jku``, ``x5u``, ``x5c``). ``none`` and HMAC are
+never accepted, unknown ``crit`` members are refused, only compact JWS is parsed, and the length
+is capped before anything is decoded. Claims are checked exactly (RFC 7519 section 4.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+MAX_TOKEN_LENGTH = 8192
+ASYMMETRIC = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"})
+KEY_SOURCES = frozenset({"jwk", "jku", "x5u", "x5c"})
+
+PublicKey = ECKey | RSAKey | OKPKey
+KeyResolver = Callable[[dict[str, Any]], PublicKey | None]
+
+
+class InvalidJWT(Exception):
+    """The token is not acceptable; the message is safe to log, never contains the token."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    header: dict[str, Any]
+    claims: dict[str, Any]
+
+
+def verify_compact(token: str, resolve: KeyResolver, algorithms: Collection[str]) -> Verified:
+    """Check a compact JWS's header and signature; return its header and claims."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidJWT("token is too long")
+    if token.count(".") != 2:
+        raise InvalidJWT("not a compact JWS")
+    try:
+        header = jws.extract_compact(token.encode("ascii")).headers()
+    except (JoseError, ValueError, UnicodeError):
+        raise InvalidJWT("malformed token") from None
+    alg = header.get("alg")
+    if alg not in algorithms or alg not in ASYMMETRIC:
+        raise InvalidJWT("algorithm not accepted")
+    if "crit" in header:
+        raise InvalidJWT("unsupported critical header")
+    if KEY_SOURCES & header.keys():
+        raise InvalidJWT("keys in the token header are not accepted")
+    key = resolve(header)
+    if key is None:
+        raise InvalidJWT("unknown signing key")
+    try:
+        signed = jws.deserialize_compact(token, key, algorithms=[alg])
+    except (JoseError, ValueError):
+        raise InvalidJWT("bad signature") from None
+    try:
+        claims = orjson.loads(signed.payload)
+    except orjson.JSONDecodeError:
+        raise InvalidJWT("claims are not JSON") from None
+    if not isinstance(claims, dict):
+        raise InvalidJWT("claims are not a JSON object")
+    return Verified(header, claims)
+
+
+def check_claims(
+    claims: dict[str, Any],
+    *,
+    now: float,
+    leeway: int,
+    issuer: str | None = None,
+    audience: Collection[str] = (),
+) -> None:
+    """Check ``exp`` (required), ``nbf``, ``iat``, and ``iss``/``aud`` when given.
+
+    ``aud`` passes when it names any of ``audience``; every member must be a string.
+    """
+    exp = claims.get("exp")
+    if not _is_number(exp) or exp + leeway <= now:
+        raise InvalidJWT("token is expired or has no exp")
+    nbf = claims.get("nbf")
+    if nbf is not None and (not _is_number(nbf) or nbf - leeway > now):
+        raise InvalidJWT("token is not valid yet")
+    iat = claims.get("iat")
+    if iat is not None and (not _is_number(iat) or iat - leeway > now):
+        raise InvalidJWT("token was issued in the future")
+    if issuer is not None and claims.get("iss") != issuer:
+        raise InvalidJWT("wrong issuer")
+    if audience and not set(audiences(claims)) & set(audience):
+        raise InvalidJWT("wrong audience")
+
+
+def audiences(claims: dict[str, Any]) -> list[str]:
+    """``aud`` as a list; a non-string member makes the whole claim invalid."""
+    aud = claims.get("aud")
+    items = aud if isinstance(aud, list) else [aud]
+    if not items or not all(isinstance(item, str) for item in items):
+        raise InvalidJWT("aud must be a string or a list of strings")
+    return items
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

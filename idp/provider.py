@@ -1,0 +1,138 @@
+"""The provider: every component a request handler needs, built once at start-up.
+
+Handlers receive the :class:`Provider` (from ``request.app.state.provider``) and use only the
+parts they need. :func:`open_provider` connects the stores and loads the keys;
+:meth:`Provider.maintain` is the background loop each replica runs (refresh keys and the
+resource catalogue, rotate on schedule, prune retired keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from joserfc.jwk import OctKey
+
+from idp.config import ConfigError, Settings
+from idp.fetch import Fetcher
+from idp.hashing import SecretHasher
+from idp.keys import KeyRing, dev_kek, parse_kek
+from idp.store import Ephemeral, Resource, Store
+from idp.store.connect import open_redis, open_store
+
+log = logging.getLogger("idp.provider")
+
+
+@dataclass
+class Catalogue:
+    """The resources as of the last refresh; for discovery and key retention, not for grants."""
+
+    resources: list[Resource] = field(default_factory=list)
+
+    @property
+    def scopes(self) -> list[str]:
+        return sorted({scope for resource in self.resources for scope in resource.scopes})
+
+    def longest_ttl(self, default: int) -> int:
+        return max([default, *(resource.token_ttl for resource in self.resources)])
+
+
+@dataclass
+class Provider:
+    settings: Settings
+    store: Store
+    ephemeral: Ephemeral
+    keys: KeyRing
+    hasher: SecretHasher
+    fetcher: Fetcher
+    catalogue: Catalogue
+    clock: Any = time.time
+    closers: list[Any] = field(default_factory=list)
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    async def refresh(self) -> None:
+        """Reload resources and keys; rotate when due; delete keys nobody can need."""
+        self.catalogue.resources = await self.store.list_resources()
+        await self.keys.load()
+        due = self.keys.rotation_due(self.settings.key_rotation_interval)
+        if due:
+            created = await self.keys.rotate(due)
+            log.info("key rotation started", extra={"kids": [key.kid for key in created]})
+        removed = await self.keys.prune()
+        if removed:
+            log.info("retired keys removed", extra={"kids": removed})
+
+    async def maintain(self) -> None:
+        """Run :meth:`refresh` every ``key_refresh_interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.key_refresh_interval)
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("background refresh failed")
+
+    async def close(self) -> None:
+        await self.fetcher.aclose()
+        for closer in reversed(self.closers):
+            await closer()
+
+
+def key_encryption_key(settings: Settings) -> OctKey:
+    """The KEK from the environment, or in dev and test a generated one under ``keys/``."""
+    if settings.key_encryption_key is not None:
+        return parse_kek(settings.key_encryption_key.get_secret_value())
+    return dev_kek(settings.key_dir)
+
+
+async def ensure_schema(store: Store, settings: Settings) -> None:
+    """Migrate on start in dev and test; in prod the schema must be migrated beforehand."""
+    if await store.schema_is_current():
+        return
+    if settings.env == "prod":
+        raise ConfigError("the database schema is not current: run `idp migrate` first")
+    await store.migrate()
+
+
+async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provider:
+    """Connect the stores, load the key ring (creating first keys if none), and refresh."""
+    kek = key_encryption_key(settings)
+    store = await open_store(settings.database_url.get_secret_value())
+    closers: list[Any] = [store.close]
+    try:
+        await ensure_schema(store, settings)
+    except BaseException:
+        await store.close()
+        raise
+    ephemeral: Ephemeral = store
+    if settings.redis_url is not None:
+        redis = open_redis(settings.redis_url.get_secret_value(), settings.redis_prefix)
+        closers.append(redis.close)
+        ephemeral = redis
+    catalogue = Catalogue()
+    retention = lambda: catalogue.longest_ttl(settings.access_token_ttl) + settings.clock_leeway  # noqa: E731
+    keys = KeyRing(
+        store, kek, publish_delay=settings.key_publish_delay, retention=retention, clock=clock
+    )
+    provider = Provider(
+        settings=settings,
+        store=store,
+        ephemeral=ephemeral,
+        keys=keys,
+        hasher=SecretHasher(kek.raw_value),
+        fetcher=Fetcher(),
+        catalogue=catalogue,
+        clock=clock,
+        closers=closers,
+    )
+    try:
+        await keys.bootstrap()
+        await provider.refresh()
+    except BaseException:
+        await provider.close()
+        raise
+    return provider

@@ -1,0 +1,112 @@
+"""Storage: a narrow durable interface (clients, resources, signing keys) and a short-lived one.
+
+``Store`` is implemented by :mod:`idp.store.sqlite` (the embedded default) and
+:mod:`idp.store.postgres`; ``Ephemeral`` by both of them and by :mod:`idp.store.redis`. Every
+back end passes the same contract suite in ``tests/store``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from idp.store.models import Client, Resource, SigningKey
+
+__all__ = ["Client", "Ephemeral", "Resource", "SigningKey", "Store", "StoreError"]
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (connection lost, constraint broken)."""
+
+
+class Ephemeral(Protocol):
+    """Short-lived values with a time to live: codes, replay caches, rate-limit counters.
+
+    Keys are plain strings chosen by the caller (namespaced like ``"jti:<hash>"``); values are
+    bytes. An expired value behaves exactly as an absent one.
+    """
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds, replacing any previous value."""
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        """Store ``value`` only if ``key`` holds no live value; True if this call stored it.
+
+        Atomic: of several concurrent calls for one key, exactly one returns True.
+        """
+
+    async def get(self, key: str) -> bytes | None:
+        """The live value under ``key``, or None."""
+
+    async def take(self, key: str) -> bytes | None:
+        """Remove and return the live value under ``key``, or None.
+
+        Atomic: of several concurrent calls for one key, at most one gets the value. This is
+        what makes authorization codes and other single-use values single use.
+        """
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key``."""
+
+    async def hit(self, key: str, window: float) -> int:
+        """Count one event in the fixed window that holds ``key``; return the count so far.
+
+        The first hit opens a window of ``window`` seconds; the count restarts after it.
+        """
+
+
+class Store(Ephemeral, Protocol):
+    """The durable records. Every method is one atomic operation."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` unless the store answers."""
+
+    async def schema_is_current(self) -> bool:
+        """True if every migration in ``migrations/`` has been applied."""
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; safe when several replicas run it at once.
+
+        Returns the names of the migrations this call applied.
+        """
+
+    # Clients
+    async def create_client(self, client: Client) -> None:
+        """Insert a new client; raise :class:`StoreError` if ``client_id`` exists."""
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """The client, or None."""
+
+    async def update_client(self, client: Client) -> bool:
+        """Replace the stored client with the same id; False if there is none."""
+
+    async def delete_client(self, client_id: str) -> bool:
+        """Delete the client; False if there was none."""
+
+    async def list_clients(self) -> list[Client]:
+        """All clients, oldest first."""
+
+    # Resources
+    async def put_resource(self, resource: Resource) -> None:
+        """Insert or replace the resource with this URI."""
+
+    async def get_resource(self, uri: str) -> Resource | None:
+        """The resource with exactly this URI, or None."""
+
+    async def list_resources(self) -> list[Resource]:
+        """All resources, ordered by URI."""
+
+    async def delete_resource(self, uri: str) -> bool:
+        """Delete the resource; False if there was none."""
+
+    # Signing keys
+    async def add_signing_key(self, key: SigningKey) -> bool:
+        """Insert the key; False (and nothing written) if its (alg, generation) exists."""
+
+    async def list_signing_keys(self) -> list[SigningKey]:
+        """All stored keys, ordered by algorithm then generation."""
+
+    async def delete_signing_key(self, kid: str) -> bool:
+        """Delete the key; False if there was none."""

@@ -1,0 +1,70 @@
+"""The records the durable store keeps: clients, resources and signing keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """A registered OAuth client (RFC 7591).
+
+    ``metadata`` holds the validated client metadata exactly as it is returned to the client;
+    secrets live only as hashes in ``secret_hash`` and ``registration_token_hash``.
+    """
+
+    client_id: str
+    metadata: dict[str, Any]
+    created_at: int
+    secret_hash: str | None = None
+    secret_expires_at: int = 0
+    registration_token_hash: str | None = None
+
+    @property
+    def auth_method(self) -> str:
+        return str(self.metadata.get("token_endpoint_auth_method", "client_secret_basic"))
+
+    @property
+    def grant_types(self) -> tuple[str, ...]:
+        return tuple(self.metadata.get("grant_types", ()))
+
+    @property
+    def redirect_uris(self) -> tuple[str, ...]:
+        return tuple(self.metadata.get("redirect_uris", ()))
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return frozenset(str(self.metadata.get("scope", "")).split())
+
+    @property
+    def is_public(self) -> bool:
+        return self.auth_method == "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A protected resource (RFC 8707): its canonical URI, the scopes it offers, token TTL."""
+
+    uri: str
+    scopes: tuple[str, ...]
+    token_ttl: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One signing key as stored: the private JWK encrypted (JWE), the public JWK in clear.
+
+    ``generation`` numbers the keys of one algorithm; a rotation inserts ``generation + 1`` and a
+    unique constraint makes concurrent rotations from several replicas create only one key.
+    The key signs from ``activates_at`` until the next generation activates.
+    """
+
+    kid: str
+    alg: str
+    generation: int
+    private_jwe: str
+    public_jwk: dict[str, Any] = field(hash=False)
+    created_at: int
+    activates_at: int
