@@ -66,6 +66,9 @@ class Store(Ephemeral, Protocol):
     async def schema_is_current(self) -> bool:
         """True if every migration in ``migrations/`` has been applied."""
 
+    async def purge_expired(self) -> int:
+        """Delete expired short-lived values; returns how many. Housekeeping only."""
+
     async def migrate(self) -> list[str]:
         """Apply pending migrations; safe when several replicas run it at once.
 

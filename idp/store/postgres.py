@@ -1,0 +1,330 @@
+"""The PostgreSQL back end, for several replicas sharing one database.
+
+Every operation is one SQL statement on a pooled connection, so its atomicity comes from
+PostgreSQL row locks; migrations serialize on a transaction-scoped advisory lock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+
+from idp.store import StoreError
+from idp.store.migrations import Migration, load_migrations, pending
+from idp.store.models import Client, Resource, SigningKey
+
+__all__ = ["PostgresStore"]
+
+# Any fixed number works as long as nothing else in the database uses it as a lock key.
+_MIGRATION_LOCK = 0x1D9_0001
+
+# Errors that mean "the database did not do it"; all become StoreError.
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+_SELECT_CLIENTS = (
+    "SELECT client_id, metadata, created_at, secret_hash, secret_expires_at,"
+    " registration_token_hash FROM clients"
+)
+_SELECT_KEYS = (
+    "SELECT kid, alg, generation, private_jwe, public_jwk, created_at, activates_at"
+    " FROM signing_keys"
+)
+
+
+class PostgresStore:
+    """:class:`idp.store.Store` on PostgreSQL through an asyncpg connection pool.
+
+    Open it with :meth:`open`. ``clock`` gives the current Unix time used for ephemeral
+    expiry, so replicas should keep their clocks in sync (NTP); ``ttl`` and ``window``
+    arguments must be positive.
+    """
+
+    def __init__(self, pool: Any, clock: Callable[[], float]) -> None:
+        self._pool = pool
+        self._clock = clock
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        clock: Callable[[], float] = time.time,
+    ) -> PostgresStore:
+        """Connect a pool to the database named by ``dsn`` (``postgresql://...``)."""
+        try:
+            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        except (*_DB_ERRORS, ValueError) as exc:
+            # The DSN may hold a password: name the error type only.
+            raise StoreError(f"cannot connect to PostgreSQL ({type(exc).__name__})") from exc
+        return cls(pool, clock)
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` unless the database answers."""
+        await self._fetch("SELECT 1")
+
+    # Migrations
+
+    async def schema_is_current(self) -> bool:
+        """True if every migration file has been applied to this database."""
+        names = {migration.name for migration in load_migrations("postgres")}
+        async with self._connection() as conn:
+            return names <= await _applied(conn)
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in one transaction under an advisory lock.
+
+        The lock is taken before reading what was applied, so replicas running this at once
+        apply each migration exactly once; it is released when the transaction ends.
+        """
+        migrations = load_migrations("postgres")
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (name text PRIMARY KEY, applied_at bigint NOT NULL)"
+            )
+            todo = pending(migrations, await _applied(conn))
+            await self._apply(conn, todo)
+        return [migration.name for migration in todo]
+
+    async def _apply(self, conn: Any, migrations: list[Migration]) -> None:
+        for migration in migrations:
+            await conn.execute(migration.sql)
+            await conn.execute(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES ($1, $2)",
+                migration.name,
+                int(self._clock()),
+            )
+
+    # Clients
+
+    async def create_client(self, client: Client) -> None:
+        """Insert a new client; raise :class:`StoreError` if ``client_id`` exists."""
+        sql = (
+            "INSERT INTO clients (client_id, metadata, created_at, secret_hash,"
+            " secret_expires_at, registration_token_hash) VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        async with self._connection() as conn:
+            try:
+                await conn.execute(sql, *_client_params(client))
+            except asyncpg.UniqueViolationError as exc:
+                raise StoreError("client_id already exists") from exc
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """The client, or None."""
+        rows = await self._fetch(_SELECT_CLIENTS + " WHERE client_id = $1", client_id)
+        return _client(rows[0]) if rows else None
+
+    async def update_client(self, client: Client) -> bool:
+        """Replace the stored client with the same id; False if there is none."""
+        sql = (
+            "UPDATE clients SET metadata = $2, created_at = $3, secret_hash = $4,"
+            " secret_expires_at = $5, registration_token_hash = $6 WHERE client_id = $1"
+        )
+        return await self._execute(sql, *_client_params(client)) > 0
+
+    async def delete_client(self, client_id: str) -> bool:
+        """Delete the client; False if there was none."""
+        return await self._execute("DELETE FROM clients WHERE client_id = $1", client_id) > 0
+
+    async def list_clients(self) -> list[Client]:
+        """All clients, oldest first (ties by id)."""
+        rows = await self._fetch(_SELECT_CLIENTS + " ORDER BY created_at, client_id")
+        return [_client(row) for row in rows]
+
+    # Resources
+
+    async def put_resource(self, resource: Resource) -> None:
+        """Insert or replace the resource with this URI."""
+        sql = (
+            "INSERT INTO resources (uri, scopes, token_ttl, created_at) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (uri) DO UPDATE SET scopes = excluded.scopes,"
+            " token_ttl = excluded.token_ttl, created_at = excluded.created_at"
+        )
+        scopes = list(resource.scopes)
+        await self._execute(sql, resource.uri, scopes, resource.token_ttl, resource.created_at)
+
+    async def get_resource(self, uri: str) -> Resource | None:
+        """The resource with exactly this URI, or None."""
+        sql = "SELECT uri, scopes, token_ttl, created_at FROM resources WHERE uri = $1"
+        rows = await self._fetch(sql, uri)
+        return _resource(rows[0]) if rows else None
+
+    async def list_resources(self) -> list[Resource]:
+        """All resources, ordered by URI."""
+        sql = "SELECT uri, scopes, token_ttl, created_at FROM resources ORDER BY uri"
+        return [_resource(row) for row in await self._fetch(sql)]
+
+    async def delete_resource(self, uri: str) -> bool:
+        """Delete the resource; False if there was none."""
+        return await self._execute("DELETE FROM resources WHERE uri = $1", uri) > 0
+
+    # Signing keys
+
+    async def add_signing_key(self, key: SigningKey) -> bool:
+        """Insert the key; False (and nothing written) if its (alg, generation) exists."""
+        sql = (
+            "INSERT INTO signing_keys (kid, alg, generation, private_jwe, public_jwk,"
+            " created_at, activates_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (alg, generation) DO NOTHING"
+        )
+        public_jwk = orjson.dumps(key.public_jwk).decode()
+        params = (key.kid, key.alg, key.generation, key.private_jwe, public_jwk)
+        return await self._execute(sql, *params, key.created_at, key.activates_at) > 0
+
+    async def list_signing_keys(self) -> list[SigningKey]:
+        """All stored keys, ordered by algorithm then generation."""
+        rows = await self._fetch(_SELECT_KEYS + " ORDER BY alg, generation")
+        return [_signing_key(row) for row in rows]
+
+    async def delete_signing_key(self, kid: str) -> bool:
+        """Delete the key; False if there was none."""
+        return await self._execute("DELETE FROM signing_keys WHERE kid = $1", kid) > 0
+
+    # Ephemeral values: each one statement; concurrent writers of a key queue on its row lock.
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds, replacing any previous value."""
+        sql = (
+            "INSERT INTO ephemeral (key, value, count, expires_at) VALUES ($1, $2, 0, $3)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, count = 0,"
+            " expires_at = excluded.expires_at"
+        )
+        await self._execute(sql, key, value, self._clock() + _positive(ttl))
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        """Store ``value`` unless ``key`` holds a live value; True if this call stored it."""
+        now = self._clock()
+        sql = (
+            "INSERT INTO ephemeral AS e (key, value, count, expires_at) VALUES ($1, $2, 0, $3)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, count = 0,"
+            " expires_at = excluded.expires_at WHERE e.expires_at <= $4"
+            " RETURNING 1"
+        )
+        return bool(await self._fetch(sql, key, value, now + _positive(ttl), now))
+
+    async def get(self, key: str) -> bytes | None:
+        """The live value under ``key``, or None."""
+        sql = "SELECT value FROM ephemeral WHERE key = $1 AND expires_at > $2"
+        rows = await self._fetch(sql, key, self._clock())
+        return bytes(rows[0]["value"]) if rows else None
+
+    async def take(self, key: str) -> bytes | None:
+        """Remove and return the live value under ``key``, or None (expired rows go too)."""
+        now = self._clock()
+        rows = await self._fetch(
+            "DELETE FROM ephemeral WHERE key = $1 RETURNING value, expires_at", key
+        )
+        if not rows or rows[0]["expires_at"] <= now:
+            return None
+        return bytes(rows[0]["value"])
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        await self._execute("DELETE FROM ephemeral WHERE key = $1", key)
+
+    async def hit(self, key: str, window: float) -> int:
+        """Count one event in the window holding ``key``; an expired window restarts at 1."""
+        now = self._clock()
+        sql = (
+            "INSERT INTO ephemeral AS e (key, count, expires_at) VALUES ($1, 1, $2)"
+            " ON CONFLICT (key) DO UPDATE SET"
+            " count = CASE WHEN e.expires_at <= $3 THEN 1 ELSE e.count + 1 END,"
+            " expires_at = CASE WHEN e.expires_at <= $3"
+            " THEN excluded.expires_at ELSE e.expires_at END"
+            " RETURNING count"
+        )
+        rows = await self._fetch(sql, key, now + _positive(window), now)
+        return int(rows[0]["count"])
+
+    async def purge_expired(self) -> int:
+        """Delete expired ephemeral rows; return how many. Call it now and then."""
+        sql = "DELETE FROM ephemeral WHERE expires_at <= $1"
+        return await self._execute(sql, self._clock())
+
+    # Plumbing
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        with _mapped_errors():
+            async with self._pool.acquire() as conn:
+                yield conn
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        with _mapped_errors():
+            return list(await self._pool.fetch(sql, *args))
+
+    async def _execute(self, sql: str, *args: Any) -> int:
+        """Run one statement; return the number of rows it touched."""
+        with _mapped_errors():
+            status: str = await self._pool.execute(sql, *args)
+        return int(status.rsplit(" ", 1)[-1])
+
+
+async def _applied(conn: Any) -> set[str]:
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return set()
+    return {row["name"] for row in await conn.fetch("SELECT name FROM schema_migrations")}
+
+
+@contextmanager
+def _mapped_errors() -> Iterator[None]:
+    try:
+        yield
+    except _DB_ERRORS as exc:
+        raise StoreError(f"PostgreSQL: {type(exc).__name__}") from exc
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("ttl and window must be positive")
+    return seconds
+
+
+def _client_params(client: Client) -> tuple[Any, ...]:
+    return (
+        client.client_id,
+        orjson.dumps(client.metadata).decode(),
+        client.created_at,
+        client.secret_hash,
+        client.secret_expires_at,
+        client.registration_token_hash,
+    )
+
+
+def _client(row: Any) -> Client:
+    return Client(
+        client_id=row["client_id"],
+        metadata=orjson.loads(row["metadata"]),
+        created_at=row["created_at"],
+        secret_hash=row["secret_hash"],
+        secret_expires_at=row["secret_expires_at"],
+        registration_token_hash=row["registration_token_hash"],
+    )
+
+
+def _resource(row: Any) -> Resource:
+    return Resource(row["uri"], tuple(row["scopes"]), row["token_ttl"], row["created_at"])
+
+
+def _signing_key(row: Any) -> SigningKey:
+    return SigningKey(
+        kid=row["kid"],
+        alg=row["alg"],
+        generation=row["generation"],
+        private_jwe=row["private_jwe"],
+        public_jwk=orjson.loads(row["public_jwk"]),
+        created_at=row["created_at"],
+        activates_at=row["activates_at"],
+    )

@@ -1,0 +1,355 @@
+"""The embedded back end: one SQLite file, shared safely by several worker processes.
+
+The file runs in WAL mode so readers never block the writer, and every connection waits up to
+``busy_timeout`` seconds for the write lock instead of failing. Each operation is one SQL
+statement in autocommit mode, so its atomicity comes from SQLite itself, across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import orjson
+
+from idp.store import StoreError
+from idp.store.migrations import Migration, load_migrations, pending, split_statements
+from idp.store.models import Client, Resource, SigningKey
+
+__all__ = ["SQLiteStore"]
+
+MEMORY = ":memory:"
+
+_SELECT_CLIENTS = (
+    "SELECT client_id, metadata, created_at, secret_hash, secret_expires_at,"
+    " registration_token_hash FROM clients"
+)
+_SELECT_KEYS = (
+    "SELECT kid, alg, generation, private_jwe, public_jwk, created_at, activates_at"
+    " FROM signing_keys"
+)
+
+
+class SQLiteStore:
+    """:class:`idp.store.Store` on SQLite through one aiosqlite connection per process.
+
+    Open it with :meth:`open`. ``clock`` gives the current Unix time used for ephemeral
+    expiry; ``ttl`` and ``window`` arguments must be positive.
+    """
+
+    def __init__(self, db: aiosqlite.Connection, clock: Callable[[], float]) -> None:
+        self._db = db
+        self._clock = clock
+        # One connection serves every task of this process; the lock keeps a statement of one
+        # task from landing inside another task's migration transaction.
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> SQLiteStore:
+        """Open (creating if needed) the database file at ``path``, or ``":memory:"``."""
+        path = str(path)
+        try:
+            if path != MEMORY:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open SQLite database: {exc}") from exc
+        store = cls(db, clock)
+        try:
+            await store._configure(in_memory=path == MEMORY)
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    async def _configure(self, *, in_memory: bool) -> None:
+        self._db.row_factory = sqlite3.Row
+        if not in_memory:
+            await self._fetch("PRAGMA journal_mode = WAL")
+            # In WAL mode NORMAL never corrupts the file; a power cut may lose the last commits.
+            await self._fetch("PRAGMA synchronous = NORMAL")
+        await self._fetch("PRAGMA foreign_keys = ON")
+
+    async def close(self) -> None:
+        """Close the connection; any later call raises :class:`StoreError`."""
+        self._closed = True
+        await self._db.close()
+
+    async def ping(self) -> None:
+        """Raise :class:`StoreError` unless the database answers."""
+        await self._fetch("SELECT 1")
+
+    # Migrations
+
+    async def schema_is_current(self) -> bool:
+        """True if every migration file has been applied to this database."""
+        names = {migration.name for migration in load_migrations("sqlite")}
+        async with self._session():
+            return names <= await self._applied()
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in one ``BEGIN IMMEDIATE`` transaction.
+
+        The immediate transaction takes SQLite's write lock before reading what was applied, so
+        concurrent migrators (other processes included) run one after the other.
+        """
+        migrations = load_migrations("sqlite")
+        async with self._session() as db:
+            await db.execute_fetchall("BEGIN IMMEDIATE")
+            try:
+                await db.execute_fetchall(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
+                )
+                todo = pending(migrations, await self._applied())
+                await self._apply(todo)
+            except BaseException:
+                if db.in_transaction:  # some errors end the transaction themselves
+                    await db.execute_fetchall("ROLLBACK")
+                raise
+            await db.execute_fetchall("COMMIT")
+        return [migration.name for migration in todo]
+
+    async def _applied(self) -> set[str]:
+        exists = await self._db.execute_fetchall(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        )
+        if not exists:
+            return set()
+        rows = await self._db.execute_fetchall("SELECT name FROM schema_migrations")
+        return {row["name"] for row in rows}
+
+    async def _apply(self, migrations: list[Migration]) -> None:
+        for migration in migrations:
+            for statement in split_statements(migration.sql):
+                await self._db.execute_fetchall(statement)
+            await self._db.execute_fetchall(
+                "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                (migration.name, int(self._clock())),
+            )
+
+    # Clients
+
+    async def create_client(self, client: Client) -> None:
+        """Insert a new client; raise :class:`StoreError` if ``client_id`` exists."""
+        sql = (
+            "INSERT INTO clients (client_id, metadata, created_at, secret_hash,"
+            " secret_expires_at, registration_token_hash) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        async with self._session() as db:
+            try:
+                await db.execute_fetchall(sql, _client_params(client))
+            except sqlite3.IntegrityError as exc:
+                raise StoreError("client_id already exists") from exc
+
+    async def get_client(self, client_id: str) -> Client | None:
+        """The client, or None."""
+        sql = _SELECT_CLIENTS + " WHERE client_id = ?"
+        rows = await self._fetch(sql, (client_id,))
+        return _client(rows[0]) if rows else None
+
+    async def update_client(self, client: Client) -> bool:
+        """Replace the stored client with the same id; False if there is none."""
+        sql = (
+            "UPDATE clients SET metadata = ?, created_at = ?, secret_hash = ?,"
+            " secret_expires_at = ?, registration_token_hash = ? WHERE client_id = ?"
+        )
+        params = _client_params(client)
+        return await self._change(sql, (*params[1:], params[0])) > 0
+
+    async def delete_client(self, client_id: str) -> bool:
+        """Delete the client; False if there was none."""
+        return await self._change("DELETE FROM clients WHERE client_id = ?", (client_id,)) > 0
+
+    async def list_clients(self) -> list[Client]:
+        """All clients, oldest first (ties by id)."""
+        sql = _SELECT_CLIENTS + " ORDER BY created_at, client_id"
+        return [_client(row) for row in await self._fetch(sql)]
+
+    # Resources
+
+    async def put_resource(self, resource: Resource) -> None:
+        """Insert or replace the resource with this URI."""
+        sql = (
+            "INSERT INTO resources (uri, scopes, token_ttl, created_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (uri) DO UPDATE SET scopes = excluded.scopes,"
+            " token_ttl = excluded.token_ttl, created_at = excluded.created_at"
+        )
+        scopes = orjson.dumps(list(resource.scopes)).decode()
+        await self._change(sql, (resource.uri, scopes, resource.token_ttl, resource.created_at))
+
+    async def get_resource(self, uri: str) -> Resource | None:
+        """The resource with exactly this URI, or None."""
+        sql = "SELECT uri, scopes, token_ttl, created_at FROM resources WHERE uri = ?"
+        rows = await self._fetch(sql, (uri,))
+        return _resource(rows[0]) if rows else None
+
+    async def list_resources(self) -> list[Resource]:
+        """All resources, ordered by URI."""
+        sql = "SELECT uri, scopes, token_ttl, created_at FROM resources ORDER BY uri"
+        return [_resource(row) for row in await self._fetch(sql)]
+
+    async def delete_resource(self, uri: str) -> bool:
+        """Delete the resource; False if there was none."""
+        return await self._change("DELETE FROM resources WHERE uri = ?", (uri,)) > 0
+
+    # Signing keys
+
+    async def add_signing_key(self, key: SigningKey) -> bool:
+        """Insert the key; False (and nothing written) if its (alg, generation) exists."""
+        sql = (
+            "INSERT INTO signing_keys (kid, alg, generation, private_jwe, public_jwk,"
+            " created_at, activates_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (alg, generation) DO NOTHING"
+        )
+        public_jwk = orjson.dumps(key.public_jwk).decode()
+        params = (key.kid, key.alg, key.generation, key.private_jwe, public_jwk)
+        return await self._change(sql, (*params, key.created_at, key.activates_at)) > 0
+
+    async def list_signing_keys(self) -> list[SigningKey]:
+        """All stored keys, ordered by algorithm then generation."""
+        sql = _SELECT_KEYS + " ORDER BY alg, generation"
+        return [_signing_key(row) for row in await self._fetch(sql)]
+
+    async def delete_signing_key(self, kid: str) -> bool:
+        """Delete the key; False if there was none."""
+        return await self._change("DELETE FROM signing_keys WHERE kid = ?", (kid,)) > 0
+
+    # Ephemeral values: each one statement, so atomic across connections and processes.
+
+    async def put(self, key: str, value: bytes, ttl: float) -> None:
+        """Store ``value`` under ``key`` for ``ttl`` seconds, replacing any previous value."""
+        sql = (
+            "INSERT INTO ephemeral (key, value, count, expires_at) VALUES (?, ?, 0, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, count = 0,"
+            " expires_at = excluded.expires_at"
+        )
+        await self._change(sql, (key, value, self._clock() + _positive(ttl)))
+
+    async def add(self, key: str, value: bytes, ttl: float) -> bool:
+        """Store ``value`` unless ``key`` holds a live value; True if this call stored it."""
+        now = self._clock()
+        sql = (
+            "INSERT INTO ephemeral (key, value, count, expires_at) VALUES (?, ?, 0, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value, count = 0,"
+            " expires_at = excluded.expires_at WHERE ephemeral.expires_at <= ?"
+            " RETURNING 1"
+        )
+        return bool(await self._fetch(sql, (key, value, now + _positive(ttl), now)))
+
+    async def get(self, key: str) -> bytes | None:
+        """The live value under ``key``, or None."""
+        sql = "SELECT value FROM ephemeral WHERE key = ? AND expires_at > ?"
+        rows = await self._fetch(sql, (key, self._clock()))
+        return bytes(rows[0]["value"]) if rows else None
+
+    async def take(self, key: str) -> bytes | None:
+        """Remove and return the live value under ``key``, or None (expired rows go too)."""
+        now = self._clock()
+        sql = "DELETE FROM ephemeral WHERE key = ? RETURNING value, expires_at"
+        rows = await self._fetch(sql, (key,))
+        if not rows or rows[0]["expires_at"] <= now:
+            return None
+        return bytes(rows[0]["value"])
+
+    async def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        await self._change("DELETE FROM ephemeral WHERE key = ?", (key,))
+
+    async def hit(self, key: str, window: float) -> int:
+        """Count one event in the window holding ``key``; an expired window restarts at 1."""
+        now = self._clock()
+        sql = (
+            "INSERT INTO ephemeral (key, value, count, expires_at) VALUES (?, x'', 1, ?)"
+            " ON CONFLICT (key) DO UPDATE SET"
+            " count = CASE WHEN ephemeral.expires_at <= ? THEN 1 ELSE ephemeral.count + 1 END,"
+            " expires_at = CASE WHEN ephemeral.expires_at <= ?"
+            " THEN excluded.expires_at ELSE ephemeral.expires_at END"
+            " RETURNING count"
+        )
+        rows = await self._fetch(sql, (key, now + _positive(window), now, now))
+        return int(rows[0]["count"])
+
+    async def purge_expired(self) -> int:
+        """Delete expired ephemeral rows; return how many. Call it now and then."""
+        sql = "DELETE FROM ephemeral WHERE expires_at <= ?"
+        return await self._change(sql, (self._clock(),))
+
+    # Plumbing
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            if self._closed:
+                raise StoreError("SQLite store is closed")
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite: {exc}") from exc
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self._session() as db:
+            return list(await db.execute_fetchall(sql, params))
+
+    async def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._session() as db, db.execute(sql, params) as cursor:
+            return int(cursor.rowcount)
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("ttl and window must be positive")
+    return seconds
+
+
+def _client_params(client: Client) -> tuple[Any, ...]:
+    metadata = orjson.dumps(client.metadata).decode()
+    return (
+        client.client_id,
+        metadata,
+        client.created_at,
+        client.secret_hash,
+        client.secret_expires_at,
+        client.registration_token_hash,
+    )
+
+
+def _client(row: sqlite3.Row) -> Client:
+    return Client(
+        client_id=row["client_id"],
+        metadata=orjson.loads(row["metadata"]),
+        created_at=row["created_at"],
+        secret_hash=row["secret_hash"],
+        secret_expires_at=row["secret_expires_at"],
+        registration_token_hash=row["registration_token_hash"],
+    )
+
+
+def _resource(row: sqlite3.Row) -> Resource:
+    scopes = tuple(orjson.loads(row["scopes"]))
+    return Resource(row["uri"], scopes, row["token_ttl"], row["created_at"])
+
+
+def _signing_key(row: sqlite3.Row) -> SigningKey:
+    return SigningKey(
+        kid=row["kid"],
+        alg=row["alg"],
+        generation=row["generation"],
+        private_jwe=row["private_jwe"],
+        public_jwk=orjson.loads(row["public_jwk"]),
+        created_at=row["created_at"],
+        activates_at=row["activates_at"],
+    )
