@@ -63,6 +63,7 @@ class Provider:
         if due:
             created = await self.keys.rotate(due)
             log.info("key rotation started", extra={"kids": [key.kid for key in created]})
+        await self.store.purge_expired()
         removed = await self.keys.prune()
         if removed:
             log.info("retired keys removed", extra={"kids": removed})
