@@ -79,8 +79,13 @@ def serve(host: str, port: int, workers: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     click.echo(f"idp listening on http://{host}:{port} (issuer {settings.issuer})")
     uvicorn.run(
-        "idp.asgi:app", factory=True, host=host, port=port, workers=workers,
-        log_level="info", access_log=False,
+        "idp.asgi:app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
     )
 
 
@@ -117,9 +122,12 @@ async def keys_list() -> None:
         published = {key.kid for key in ring.view.published}
         for key in await provider.store.list_signing_keys():
             state = (
-                "active" if key.kid in active
-                else "next" if key.kid in pending
-                else "retired" if key.kid in published
+                "active"
+                if key.kid in active
+                else "next"
+                if key.kid in pending
+                else "retired"
+                if key.kid in published
                 else "expired"
             )
             activates = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(key.activates_at))
@@ -171,8 +179,14 @@ async def clients_show(client_id: str) -> None:
         client = await provider.store.get_client(client_id)
         if client is None:
             raise click.ClickException(f"no client {client_id}")
-        echo_json({"client_id": client.client_id, "created_at": client.created_at,
-                   "client_secret_expires_at": client.secret_expires_at, **client.metadata})
+        echo_json(
+            {
+                "client_id": client.client_id,
+                "created_at": client.created_at,
+                "client_secret_expires_at": client.secret_expires_at,
+                **client.metadata,
+            }
+        )
 
     await with_provider(body)
 
@@ -199,8 +213,7 @@ async def clients_add(name: str, scope: str, secret: str | None) -> None:
 
     async def body(provider: Provider) -> None:
         hasher: SecretHasher = provider.hasher
-        chosen = secret is not None
-        value = secret if chosen else new_secret()
+        value = secret if secret is not None else new_secret()
         metadata: dict[str, Any] = {
             "client_name": name,
             "token_endpoint_auth_method": "client_secret_basic",
@@ -213,7 +226,7 @@ async def clients_add(name: str, scope: str, secret: str | None) -> None:
             client_id=CLIENT_ID_PREFIX + new_secret(nbytes=16),
             metadata=metadata,
             created_at=provider.now(),
-            secret_hash=hasher.hash_chosen(value) if chosen else hasher.hash_generated(value),
+            secret_hash=hasher.hash_chosen(value) if secret else hasher.hash_generated(value),
         )
         await provider.store.create_client(client)
         echo_json({"client_id": client.client_id, "client_secret": value})
@@ -245,7 +258,9 @@ async def resources_add(uri: str, scopes: str, token_ttl: int | None) -> None:
         created_at=int(time.time()),
     )
     await _with_store(settings, lambda store: store.put_resource(resource))
-    click.echo(f"{canonical}\tscopes: {' '.join(resource.scopes) or '-'}\tttl: {resource.token_ttl}s")
+    click.echo(
+        f"{canonical}\tscopes: {' '.join(resource.scopes) or '-'}\tttl: {resource.token_ttl}s"
+    )
 
 
 @resources.command("list")

@@ -24,7 +24,14 @@ from idp.errors import InvalidClient, InvalidRequest
 from idp.fetch import FetchError
 from idp.hashing import digest
 from idp.http import Params
-from idp.jose import ASYMMETRIC, MAX_TOKEN_LENGTH, InvalidJWT, PublicKey, check_claims, verify_compact
+from idp.jose import (
+    ASYMMETRIC,
+    MAX_TOKEN_LENGTH,
+    InvalidJWT,
+    PublicKey,
+    check_claims,
+    verify_compact,
+)
 from idp.provider import Provider
 from idp.store import Client
 
@@ -70,7 +77,9 @@ def presented_credentials(request: Request, params: Params) -> Presented:
         found.append(_parse_basic(header[6:]))
     if params.get("client_secret") is not None:
         found.append(
-            Presented("client_secret_post", params.require("client_id"), params.get("client_secret"))
+            Presented(
+                "client_secret_post", params.require("client_id"), params.get("client_secret")
+            )
         )
     if params.get("client_assertion") is not None or params.get("client_assertion_type"):
         found.append(_parse_assertion(params))
@@ -148,7 +157,8 @@ async def _check_assertion(provider: Provider, client: Client, presented: Presen
     """RFC 7523 section 3 with the single-use ``jti`` rule of SECURITY.md."""
     assert presented.assertion is not None
     keys = await _client_keys(provider, client)
-    algs = {client.metadata.get("token_endpoint_auth_signing_alg")} & ASYMMETRIC or ASYMMETRIC
+    registered = client.metadata.get("token_endpoint_auth_signing_alg")
+    algs = {registered} if registered in ASYMMETRIC else ASYMMETRIC
     settings = provider.settings
     audience = (settings.issuer, settings.endpoint("/token"))
     now = provider.clock()

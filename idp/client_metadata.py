@@ -40,7 +40,7 @@ Check = Callable[[dict[str, Any], dict[str, Any], Policy], None]
 
 
 def validate(submitted: dict[str, Any], policy: Policy) -> dict[str, Any]:
-    """Return the cleaned metadata, or raise ``invalid_client_metadata``/``invalid_redirect_uri``."""
+    """The cleaned metadata, or ``invalid_client_metadata`` / ``invalid_redirect_uri``."""
     cleaned: dict[str, Any] = {}
     for check in CHECKS:
         check(submitted, cleaned, policy)

@@ -81,7 +81,7 @@ def check_claims(
     ``aud`` passes when it names any of ``audience``; every member must be a string.
     """
     exp = claims.get("exp")
-    if not _is_number(exp) or exp + leeway <= now:
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp + leeway <= now:
         raise InvalidJWT("token is expired or has no exp")
     nbf = claims.get("nbf")
     if nbf is not None and (not _is_number(nbf) or nbf - leeway > now):
@@ -98,10 +98,11 @@ def check_claims(
 def audiences(claims: dict[str, Any]) -> list[str]:
     """``aud`` as a list; a non-string member makes the whole claim invalid."""
     aud = claims.get("aud")
-    items = aud if isinstance(aud, list) else [aud]
-    if not items or not all(isinstance(item, str) for item in items):
+    items: list[object] = aud if isinstance(aud, list) else [aud]
+    strings = [item for item in items if isinstance(item, str)]
+    if not strings or len(strings) != len(items):
         raise InvalidJWT("aud must be a string or a list of strings")
-    return items
+    return strings
 
 
 def _is_number(value: object) -> bool:

@@ -20,13 +20,14 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import orjson
 from joserfc import jwe
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, OctKey, RSAKey
+from joserfc.jwk import ECKey, KeyParameters, OctKey, RSAKey
 
 from idp.store import SigningKey, Store
 
@@ -69,7 +70,7 @@ def kek_material(kek: OctKey) -> bytes:
 
 def generate(alg: str, generation: int, kek: OctKey, *, now: int, activates_at: int) -> SigningKey:
     """A new key pair for ``alg``, its private half sealed as a JWE under the KEK."""
-    params = {"alg": alg, "use": "sig"}
+    params: KeyParameters = {"alg": alg, "use": "sig"}
     private: AsymmetricKey
     if alg == "ES256":
         private = ECKey.generate_key("P-256", parameters=params, auto_kid=True)
@@ -97,7 +98,9 @@ def unseal(key: SigningKey, kek: OctKey) -> AsymmetricKey:
     try:
         plaintext = jwe.decrypt_compact(key.private_jwe, kek).plaintext
     except (JoseError, ValueError) as exc:
-        raise SigningKeyError(f"cannot decrypt signing key {key.kid}: {type(exc).__name__}") from None
+        raise SigningKeyError(
+            f"cannot decrypt signing key {key.kid}: {type(exc).__name__}"
+        ) from None
     assert plaintext is not None
     return _import_jwk(orjson.loads(plaintext))
 
@@ -136,7 +139,7 @@ def classify(keys: Iterable[SigningKey], now: float, retention: int) -> KeyView:
             continue
         view.active[alg] = started[-1]
         view.published.append(started[-1])
-        for older, newer in zip(started, started[1:], strict=False):
+        for older, newer in pairwise(started):
             if newer.activates_at + retention > now:
                 view.published.append(older)
                 changes.append(newer.activates_at + retention)

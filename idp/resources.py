@@ -25,9 +25,7 @@ def canonical_uri(uri: str) -> str:
         raise ValueError("must be an absolute URI without a fragment")
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not carry user information")
-    return urlunsplit(
-        (parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, "")
-    )
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
 
 
 async def requested_resource(store: Store, params: Params) -> Resource:

@@ -46,7 +46,9 @@ async def register(request: Request) -> Response:
     _check_initial_access_token(provider, request)
     address = client_address(request, settings.proxy_networks)
     await limit(
-        provider, f"register:{address}", settings.registration_rate_limit,
+        provider,
+        f"register:{address}",
+        settings.registration_rate_limit,
         settings.registration_rate_window,
     )
 
