@@ -86,6 +86,9 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         log_level="info",
         access_log=False,
+        # X-Forwarded-For is read by idp.http.client_address, and only from IDP_TRUSTED_PROXIES.
+        proxy_headers=False,
+        server_header=False,
     )
 
 

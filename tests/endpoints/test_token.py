@@ -346,3 +346,22 @@ async def test_a_storage_failure_is_temporarily_unavailable_without_details(
 
 def _fields(client: Client) -> dict[str, Any]:
     return {name: getattr(client, name) for name in Client.__dataclass_fields__}
+
+
+async def test_an_unexpected_fault_is_a_fixed_server_error(
+    http: httpx.AsyncClient, provider: Provider
+) -> None:
+    client = await register(http)
+    for key in await provider.store.list_signing_keys():
+        if key.alg == "ES256":
+            await provider.store.delete_signing_key(key.kid)
+    await provider.keys.load()
+
+    response = await client_token(http, client)
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "server_error",
+        "error_description": "the server could not complete the request",
+    }
+    assert response.headers["cache-control"] == "no-store"
