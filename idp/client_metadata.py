@@ -65,7 +65,10 @@ def _grant_and_response_types(
     submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy
 ) -> None:
     grants = _string_list(submitted, "grant_types", ["authorization_code"])
-    responses = _string_list(submitted, "response_types", ["code"] if grants else [])
+    # RFC 7591 defaults response_types to ["code"]; that default only makes sense (and is only
+    # consistent) for clients of the authorization code grant.
+    default_responses = ["code"] if "authorization_code" in grants else []
+    responses = _string_list(submitted, "response_types", default_responses)
     for grant in grants:
         if grant not in policy.grant_types:
             raise InvalidClientMetadata(f"grant type '{grant}' is not supported")
@@ -98,6 +101,8 @@ def _redirect_uris(submitted: dict[str, Any], cleaned: dict[str, Any], policy: P
 
 def check_redirect_uri(uri: str, *, private_use_allowed: bool) -> None:
     """One redirect URI, by the rules in SECURITY.md ("Redirects") and RFC 8252."""
+    if _has_control_characters(uri):
+        raise InvalidRedirectUri("redirect URIs must not contain spaces or control characters")
     try:
         parts = urlsplit(uri)
         _ = parts.port  # raises on a malformed port
@@ -140,7 +145,7 @@ def _keys(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) ->
     if jwks is not None and jwks_uri is not None:
         raise InvalidClientMetadata("jwks and jwks_uri must not both be given")
     if jwks_uri is not None:
-        if not isinstance(jwks_uri, str) or urlsplit(jwks_uri).scheme != "https":
+        if not _is_https_url(jwks_uri):
             raise InvalidClientMetadata("jwks_uri must be an https URL")
         cleaned["jwks_uri"] = jwks_uri
     if jwks is not None:
@@ -167,7 +172,7 @@ def _descriptive(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Pol
     for name in URL_FIELDS:
         value = submitted.get(name)
         if value is not None:
-            if not isinstance(value, str) or urlsplit(value).scheme != "https":
+            if not _is_https_url(value):
                 raise InvalidClientMetadata(f"{name} must be an https URL")
             cleaned[name] = value
     contacts = _string_list(submitted, "contacts", [])
@@ -185,6 +190,21 @@ def _string_list(
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise error(f"{name} must be an array of strings")
     return list(dict.fromkeys(value))
+
+
+def _is_https_url(value: object) -> bool:
+    if not isinstance(value, str) or _has_control_characters(value):
+        return False
+    try:
+        parts = urlsplit(value)
+        _ = parts.port
+    except ValueError:
+        return False
+    return parts.scheme == "https" and bool(parts.hostname) and parts.username is None
+
+
+def _has_control_characters(value: str) -> bool:
+    return any(ord(char) <= 0x20 or ord(char) == 0x7F for char in value)
 
 
 def _is_public_jwk(key: object) -> bool:

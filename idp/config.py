@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from idp.keys import parse_kek
+
 Environment = Literal["dev", "test", "prod"]
 SigningAlg = Literal["ES256", "RS256"]
 
@@ -64,6 +66,16 @@ class Settings(BaseSettings):
             raise ValueError("must not carry a query or fragment (RFC 8414 section 2)")
         if value.endswith("/"):
             raise ValueError("must not end with '/'")
+        if "?" in value or parts.username is not None or parts.password is not None:
+            raise ValueError("must not carry a query or user information")
+        _ = parts.port  # raises on a malformed port
+        return value
+
+    @field_validator("key_encryption_key")
+    @classmethod
+    def _kek_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_kek(value.get_secret_value())
         return value
 
     @field_validator("trusted_proxies")
@@ -79,9 +91,9 @@ class Settings(BaseSettings):
             return self
         parts = urlsplit(self.issuer)
         if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
-            raise ValueError("IDP_ISSUER must be https in prod (http is allowed for loopback)")
+            raise ValueError("IDP_ISSUER: must be https in prod (http only for loopback)")
         if self.key_encryption_key is None:
-            raise ValueError("IDP_KEY_ENCRYPTION_KEY is required in prod")
+            raise ValueError("IDP_KEY_ENCRYPTION_KEY: is required in prod")
         return self
 
     @property
@@ -101,6 +113,6 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        name = f"IDP_{field.upper()}" if field else "configuration"
         message = first["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{name}: {message}") from None
+        # A rule across several settings names its variable at the start of its message.
+        raise ConfigError(f"IDP_{field.upper()}: {message}" if field else message) from None

@@ -136,7 +136,7 @@ def client_address(request: Request, trusted: tuple[Network, ...]) -> str:
     peer = request.client.host if request.client else "unknown"
     if not trusted or not _is_trusted(peer, trusted):
         return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
     for hop in reversed(hops):
         if not _is_trusted(hop, trusted):

@@ -46,7 +46,7 @@ def verify_compact(token: str, resolve: KeyResolver, algorithms: Collection[str]
     except (JoseError, ValueError, UnicodeError):
         raise InvalidJWT("malformed token") from None
     alg = header.get("alg")
-    if alg not in algorithms or alg not in ASYMMETRIC:
+    if not isinstance(alg, str) or alg not in algorithms or alg not in ASYMMETRIC:
         raise InvalidJWT("algorithm not accepted")
     if "crit" in header:
         raise InvalidJWT("unsupported critical header")

@@ -43,9 +43,11 @@ class SigningKeyError(Exception):
 
 
 def parse_kek(value: str) -> OctKey:
-    """The key-encryption key: 32 bytes, base64url (padding optional)."""
+    """The key-encryption key: 32 bytes, base64url (padding optional), strictly decoded."""
+    text = value.strip()
     try:
-        raw = base64.urlsafe_b64decode(value.strip() + "=" * (-len(value.strip()) % 4))
+        standard = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
+        raw = base64.b64decode(standard, validate=True)
     except (ValueError, TypeError):
         raise ValueError("must be 32 bytes, base64url-encoded") from None
     if len(raw) != 32:

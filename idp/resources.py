@@ -46,8 +46,11 @@ async def requested_resource(store: Store, params: Params) -> Resource:
 
 
 def granted_scopes(requested: str | None, resource: Resource, client: Client) -> tuple[str, ...]:
-    """The scopes a token may carry: those asked for, or by default the client's registered
-    scopes, always within what the resource offers and the client registered."""
+    """The scopes a token may carry.
+
+    Those asked for, or by default the client's registered scopes; always within what the
+    resource offers and, when the client registered scopes, within those.
+    """
     offered = set(resource.scopes)
     if requested is None:
         return tuple(scope for scope in sorted(client.scopes) if scope in offered)
