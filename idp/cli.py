@@ -74,8 +74,10 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     settings = settings_or_exit()
-    if settings.env == "dev":
-        asyncio.run(_migrate(settings))
+    try:
+        asyncio.run(_prepare_schema(settings))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     click.echo(f"idp listening on http://{host}:{port} (issuer {settings.issuer})")
     uvicorn.run(
@@ -286,6 +288,11 @@ async def resources_remove(uri: str) -> None:
     if not await _with_store(settings, lambda store: store.delete_resource(canonical)):
         raise click.ClickException(f"no resource {canonical}")
     click.echo(f"removed {canonical}")
+
+
+async def _prepare_schema(settings: Settings) -> None:
+    """Migrate in dev and test; in prod refuse to start on a schema that is not current."""
+    await _with_store(settings, lambda store: store.ping())
 
 
 async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[T]]) -> T:

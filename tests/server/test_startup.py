@@ -1,0 +1,55 @@
+"""The service refuses to start on an unsafe configuration or an unmigrated database in prod."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+
+from .conftest import CLI_TIMEOUT, Deployment, free_port
+
+
+async def serve_until_exit(
+    deployment: Deployment, port: int | None = None, **settings: object
+) -> tuple[int, str]:
+    """Run ``idp serve``, which should exit by itself: its exit status and output."""
+    server = deployment.spawn(port, **settings)
+    try:
+        returncode = await asyncio.to_thread(server.process.wait, timeout=CLI_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"idp serve kept running:\n{server.log()}")
+    return returncode, server.log()
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"issuer": "http://example.com"}, "IDP_ISSUER"),
+        ({"key_encryption_key": None}, "IDP_KEY_ENCRYPTION_KEY"),
+        ({"key_encryption_key": "too-short"}, "IDP_KEY_ENCRYPTION_KEY"),
+    ],
+    ids=["plain-http-issuer", "no-key-encryption-key", "malformed-key-encryption-key"],
+)
+async def test_prod_refuses_an_unsafe_configuration_naming_the_variable(
+    deployment: Deployment, settings: dict[str, object], named: str
+) -> None:
+    port = free_port()
+    overrides = {"issuer": f"http://127.0.0.1:{port}", **settings}
+
+    returncode, output = await serve_until_exit(deployment, port=port, env="prod", **overrides)
+
+    assert returncode != 0
+    assert named in output
+
+
+async def test_prod_refuses_an_unmigrated_database_and_says_to_run_idp_migrate(
+    deployment: Deployment,
+) -> None:
+    returncode, output = await serve_until_exit(deployment, env="prod")
+
+    assert returncode != 0
+    assert "idp migrate" in output
+    assert "Uvicorn running" not in output
+    migrated = await deployment.cli("migrate")
+    assert migrated.stdout.startswith("applied: "), "prod must not migrate by itself"
