@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from idp.store.models import Client, Resource, SigningKey
+from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
 
-__all__ = ["Client", "Ephemeral", "Resource", "SigningKey", "Store", "StoreError"]
+__all__ = [
+    "Client",
+    "Consent",
+    "Ephemeral",
+    "RefreshToken",
+    "Resource",
+    "SigningKey",
+    "Store",
+    "StoreError",
+    "User",
+]
 
 
 class StoreError(Exception):
@@ -67,7 +77,7 @@ class Store(Ephemeral, Protocol):
         """True if every migration in ``migrations/`` has been applied."""
 
     async def purge_expired(self) -> int:
-        """Delete expired short-lived values; returns how many. Housekeeping only."""
+        """Delete expired short-lived values and expired refresh tokens; returns how many."""
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations; safe when several replicas run it at once.
@@ -113,3 +123,55 @@ class Store(Ephemeral, Protocol):
 
     async def delete_signing_key(self, kid: str) -> bool:
         """Delete the key; False if there was none."""
+
+    # People
+    async def create_user(self, user: User) -> None:
+        """Insert a person; raise :class:`StoreError` if the id or the email exists."""
+
+    async def get_user(self, user_id: str) -> User | None:
+        """The person, or None."""
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The person with exactly this (normalised) email, or None."""
+
+    async def list_users(self) -> list[User]:
+        """All people, oldest first."""
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Delete the person with their consents and refresh tokens; False if none."""
+
+    # Consent
+    async def put_consent(self, consent: Consent) -> None:
+        """Insert or replace the consent for (user, client, resource)."""
+
+    async def get_consent(self, user_id: str, client_id: str, resource: str) -> Consent | None:
+        """The consent for (user, client, resource), or None."""
+
+    async def list_consents(self, user_id: str) -> list[Consent]:
+        """A person's consents, oldest first."""
+
+    async def delete_consent(self, user_id: str, client_id: str, resource: str) -> bool:
+        """Forget one consent; False if there was none."""
+
+    # Refresh tokens
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        """Insert a refresh token; raise :class:`StoreError` if its hash exists."""
+
+    async def use_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
+        """Mark the token used at ``now`` and return it as it was before, if it was unused.
+
+        Atomic: of several concurrent calls for one token, at most one gets it. None when the
+        token is unknown or already used (see :meth:`get_refresh_token` to tell which).
+        """
+
+    async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        """The token, used or not, or None."""
+
+    async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
+        """Every token of a family, oldest first."""
+
+    async def delete_refresh_token(self, token_hash: str) -> bool:
+        """Delete one token; False if there was none."""
+
+    async def revoke_refresh_family(self, family_id: str) -> int:
+        """Delete every token of the family; return how many."""

@@ -68,3 +68,48 @@ class SigningKey:
     public_jwk: dict[str, Any] = field(hash=False)
     created_at: int
     activates_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A person. ``email`` is stored normalised (see :func:`idp.emails.normalise`)."""
+
+    user_id: str
+    email: str
+    email_verified: bool
+    name: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """What a person allowed one client: scopes for one resource (``""`` when none)."""
+
+    user_id: str
+    client_id: str
+    resource: str
+    scopes: tuple[str, ...]
+    granted_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    """One refresh token, stored by the hash of its value.
+
+    Tokens that descend from one authorization code form a ``family_id``; each use rotates the
+    token (``used_at`` set, a successor added). ``expires_at`` is this token's idle expiry;
+    ``family_expires_at`` the absolute end of the family, copied onto every member.
+    """
+
+    token_hash: str
+    family_id: str
+    client_id: str
+    user_id: str
+    scopes: tuple[str, ...]
+    resource: str
+    auth_time: int
+    sid: str
+    created_at: int
+    expires_at: int
+    family_expires_at: int
+    used_at: int = 0

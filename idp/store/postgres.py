@@ -6,6 +6,7 @@ PostgreSQL row locks; migrations serialize on a transaction-scoped advisory lock
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -16,7 +17,7 @@ import orjson
 
 from idp.store import StoreError
 from idp.store.migrations import Migration, load_migrations, pending
-from idp.store.models import Client, Resource, SigningKey
+from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
 
 __all__ = ["PostgresStore"]
 
@@ -33,6 +34,12 @@ _SELECT_CLIENTS = (
 _SELECT_KEYS = (
     "SELECT kid, alg, generation, private_jwe, public_jwk, created_at, activates_at"
     " FROM signing_keys"
+)
+_SELECT_USERS = "SELECT user_id, email, email_verified, name, created_at FROM users"
+_SELECT_CONSENTS = "SELECT user_id, client_id, resource, scopes, granted_at FROM consents"
+_SELECT_REFRESH = (
+    "SELECT token_hash, family_id, client_id, user_id, scopes, resource, auth_time, sid,"
+    " created_at, expires_at, family_expires_at, used_at FROM refresh_tokens"
 )
 
 
@@ -115,11 +122,7 @@ class PostgresStore:
             "INSERT INTO clients (client_id, metadata, created_at, secret_hash,"
             " secret_expires_at, registration_token_hash) VALUES ($1, $2, $3, $4, $5, $6)"
         )
-        async with self._connection() as conn:
-            try:
-                await conn.execute(sql, *_client_params(client))
-            except asyncpg.UniqueViolationError as exc:
-                raise StoreError("client_id already exists") from exc
+        await self._insert(sql, *_client_params(client), conflict="client_id already exists")
 
     async def get_client(self, client_id: str) -> Client | None:
         """The client, or None."""
@@ -192,6 +195,109 @@ class PostgresStore:
         """Delete the key; False if there was none."""
         return await self._execute("DELETE FROM signing_keys WHERE kid = $1", kid) > 0
 
+    # People
+
+    async def create_user(self, user: User) -> None:
+        """Insert a person; raise :class:`StoreError` if the id or the email exists."""
+        sql = (
+            "INSERT INTO users (user_id, email, email_verified, name, created_at)"
+            " VALUES ($1, $2, $3, $4, $5)"
+        )
+        params = (user.user_id, user.email, user.email_verified, user.name, user.created_at)
+        await self._insert(sql, *params, conflict="user_id or email already exists")
+
+    async def get_user(self, user_id: str) -> User | None:
+        """The person, or None."""
+        rows = await self._fetch(_SELECT_USERS + " WHERE user_id = $1", user_id)
+        return _user(rows[0]) if rows else None
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The person with exactly this (normalised) email, or None."""
+        rows = await self._fetch(_SELECT_USERS + " WHERE email = $1", email)
+        return _user(rows[0]) if rows else None
+
+    async def list_users(self) -> list[User]:
+        """All people, oldest first (ties by id)."""
+        rows = await self._fetch(_SELECT_USERS + " ORDER BY created_at, user_id")
+        return [_user(row) for row in rows]
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Delete the person with their consents and refresh tokens; False if none."""
+        return await self._execute("DELETE FROM users WHERE user_id = $1", user_id) > 0
+
+    # Consent
+
+    async def put_consent(self, consent: Consent) -> None:
+        """Insert or replace the consent for (user, client, resource)."""
+        sql = (
+            "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, client_id, resource)"
+            " DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at"
+        )
+        key = (consent.user_id, consent.client_id, consent.resource)
+        await self._execute(sql, *key, list(consent.scopes), consent.granted_at)
+
+    async def get_consent(self, user_id: str, client_id: str, resource: str) -> Consent | None:
+        """The consent for (user, client, resource), or None."""
+        sql = _SELECT_CONSENTS + " WHERE user_id = $1 AND client_id = $2 AND resource = $3"
+        rows = await self._fetch(sql, user_id, client_id, resource)
+        return _consent(rows[0]) if rows else None
+
+    async def list_consents(self, user_id: str) -> list[Consent]:
+        """A person's consents, oldest first (ties by client, then resource)."""
+        sql = _SELECT_CONSENTS + " WHERE user_id = $1 ORDER BY granted_at, client_id, resource"
+        return [_consent(row) for row in await self._fetch(sql, user_id)]
+
+    async def delete_consent(self, user_id: str, client_id: str, resource: str) -> bool:
+        """Forget one consent; False if there was none."""
+        sql = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3"
+        return await self._execute(sql, user_id, client_id, resource) > 0
+
+    # Refresh tokens
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        """Insert a token; raise :class:`StoreError` on a taken hash or a missing client or user."""
+        sql = (
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes,"
+            " resource, auth_time, sid, created_at, expires_at, family_expires_at, used_at)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        )
+        message = "refresh token exists, or its client or user does not"
+        await self._insert(sql, *_refresh_params(token), conflict=message)
+
+    async def use_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
+        """Mark the token used at ``now`` and return it as it was, if it was unused.
+
+        One conditional UPDATE: a concurrent caller waits on the row lock, then re-checks
+        ``used_at = 0`` against the committed row and finds nothing to update.
+        """
+        sql = (
+            "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at = 0"
+            " RETURNING token_hash, family_id, client_id, user_id, scopes, resource,"
+            " auth_time, sid, created_at, expires_at, family_expires_at, 0 AS used_at"
+        )
+        rows = await self._fetch(sql, _use_time(now), token_hash)
+        return _refresh_token(rows[0]) if rows else None
+
+    async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        """The token, used or not, or None."""
+        rows = await self._fetch(_SELECT_REFRESH + " WHERE token_hash = $1", token_hash)
+        return _refresh_token(rows[0]) if rows else None
+
+    async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
+        """Every token of a family, oldest first (ties by hash)."""
+        sql = _SELECT_REFRESH + " WHERE family_id = $1 ORDER BY created_at, token_hash"
+        return [_refresh_token(row) for row in await self._fetch(sql, family_id)]
+
+    async def delete_refresh_token(self, token_hash: str) -> bool:
+        """Delete one token; False if there was none."""
+        sql = "DELETE FROM refresh_tokens WHERE token_hash = $1"
+        return await self._execute(sql, token_hash) > 0
+
+    async def revoke_refresh_family(self, family_id: str) -> int:
+        """Delete every token of the family; return how many."""
+        return await self._execute("DELETE FROM refresh_tokens WHERE family_id = $1", family_id)
+
     # Ephemeral values: each one statement; concurrent writers of a key queue on its row lock.
 
     async def put(self, key: str, value: bytes, ttl: float) -> None:
@@ -249,9 +355,16 @@ class PostgresStore:
         return int(rows[0]["count"])
 
     async def purge_expired(self) -> int:
-        """Delete expired ephemeral rows; return how many. Call it now and then."""
-        sql = "DELETE FROM ephemeral WHERE expires_at <= $1"
-        return await self._execute(sql, self._clock())
+        """Delete expired ephemeral rows and refresh tokens; return how many. Call it now and then.
+
+        A refresh token goes once its idle expiry or its family's absolute expiry has passed.
+        The two deletes are independent, so they need not share a transaction.
+        """
+        now = self._clock()
+        ephemeral = await self._execute("DELETE FROM ephemeral WHERE expires_at <= $1", now)
+        # Token times are whole seconds, and t <= now exactly when t <= floor(now).
+        sql = "DELETE FROM refresh_tokens WHERE expires_at <= $1 OR family_expires_at <= $1"
+        return ephemeral + await self._execute(sql, math.floor(now))
 
     # Plumbing
 
@@ -270,6 +383,14 @@ class PostgresStore:
         with _mapped_errors():
             status: str = await self._pool.execute(sql, *args)
         return int(status.rsplit(" ", 1)[-1])
+
+    async def _insert(self, sql: str, *args: Any, conflict: str) -> None:
+        """Run an INSERT, reporting a broken constraint as ``StoreError(conflict)``."""
+        async with self._connection() as conn:
+            try:
+                await conn.execute(sql, *args)
+            except asyncpg.IntegrityConstraintViolationError as exc:
+                raise StoreError(conflict) from exc
 
 
 async def _applied(conn: Any) -> set[str]:
@@ -290,6 +411,13 @@ def _positive(seconds: float) -> float:
     if seconds <= 0:
         raise ValueError("ttl and window must be positive")
     return seconds
+
+
+def _use_time(now: int) -> int:
+    # used_at = 0 means "unused", so a use must be recorded at a positive time.
+    if now <= 0:
+        raise ValueError("now must be a positive Unix time")
+    return now
 
 
 def _client_params(client: Client) -> tuple[Any, ...]:
@@ -328,3 +456,35 @@ def _signing_key(row: Any) -> SigningKey:
         created_at=row["created_at"],
         activates_at=row["activates_at"],
     )
+
+
+def _user(row: Any) -> User:
+    verified = bool(row["email_verified"])
+    return User(row["user_id"], row["email"], verified, row["name"], row["created_at"])
+
+
+def _consent(row: Any) -> Consent:
+    scopes = tuple(row["scopes"])
+    return Consent(row["user_id"], row["client_id"], row["resource"], scopes, row["granted_at"])
+
+
+def _refresh_params(token: RefreshToken) -> tuple[Any, ...]:
+    return (
+        token.token_hash,
+        token.family_id,
+        token.client_id,
+        token.user_id,
+        list(token.scopes),
+        token.resource,
+        token.auth_time,
+        token.sid,
+        token.created_at,
+        token.expires_at,
+        token.family_expires_at,
+        token.used_at,
+    )
+
+
+def _refresh_token(row: Any) -> RefreshToken:
+    # The columns are named like the fields; only the scopes change type.
+    return RefreshToken(**{**dict(row), "scopes": tuple(row["scopes"])})

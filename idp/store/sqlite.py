@@ -20,7 +20,7 @@ import orjson
 
 from idp.store import StoreError
 from idp.store.migrations import Migration, load_migrations, pending, split_statements
-from idp.store.models import Client, Resource, SigningKey
+from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
 
 __all__ = ["SQLiteStore"]
 
@@ -33,6 +33,12 @@ _SELECT_CLIENTS = (
 _SELECT_KEYS = (
     "SELECT kid, alg, generation, private_jwe, public_jwk, created_at, activates_at"
     " FROM signing_keys"
+)
+_SELECT_USERS = "SELECT user_id, email, email_verified, name, created_at FROM users"
+_SELECT_CONSENTS = "SELECT user_id, client_id, resource, scopes, granted_at FROM consents"
+_SELECT_REFRESH = (
+    "SELECT token_hash, family_id, client_id, user_id, scopes, resource, auth_time, sid,"
+    " created_at, expires_at, family_expires_at, used_at FROM refresh_tokens"
 )
 
 
@@ -78,10 +84,22 @@ class SQLiteStore:
     async def _configure(self, *, in_memory: bool) -> None:
         self._db.row_factory = sqlite3.Row
         if not in_memory:
-            await self._fetch("PRAGMA journal_mode = WAL")
+            await self._enable_wal()
             # In WAL mode NORMAL never corrupts the file; a power cut may lose the last commits.
             await self._fetch("PRAGMA synchronous = NORMAL")
         await self._fetch("PRAGMA foreign_keys = ON")
+
+    async def _enable_wal(self) -> None:
+        """Switch to WAL. On a fresh file several processes may race to switch it, and SQLite
+        answers "locked" at once instead of waiting, so retry for a while."""
+        for attempt in range(50):
+            try:
+                await self._fetch("PRAGMA journal_mode = WAL")
+                return
+            except StoreError:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
 
     async def close(self) -> None:
         """Close the connection; any later call raises :class:`StoreError`."""
@@ -149,11 +167,7 @@ class SQLiteStore:
             "INSERT INTO clients (client_id, metadata, created_at, secret_hash,"
             " secret_expires_at, registration_token_hash) VALUES (?, ?, ?, ?, ?, ?)"
         )
-        async with self._session() as db:
-            try:
-                await db.execute_fetchall(sql, _client_params(client))
-            except sqlite3.IntegrityError as exc:
-                raise StoreError("client_id already exists") from exc
+        await self._insert(sql, _client_params(client), "client_id already exists")
 
     async def get_client(self, client_id: str) -> Client | None:
         """The client, or None."""
@@ -188,7 +202,7 @@ class SQLiteStore:
             " ON CONFLICT (uri) DO UPDATE SET scopes = excluded.scopes,"
             " token_ttl = excluded.token_ttl, created_at = excluded.created_at"
         )
-        scopes = orjson.dumps(list(resource.scopes)).decode()
+        scopes = _json_list(resource.scopes)
         await self._change(sql, (resource.uri, scopes, resource.token_ttl, resource.created_at))
 
     async def get_resource(self, uri: str) -> Resource | None:
@@ -227,6 +241,109 @@ class SQLiteStore:
     async def delete_signing_key(self, kid: str) -> bool:
         """Delete the key; False if there was none."""
         return await self._change("DELETE FROM signing_keys WHERE kid = ?", (kid,)) > 0
+
+    # People
+
+    async def create_user(self, user: User) -> None:
+        """Insert a person; raise :class:`StoreError` if the id or the email exists."""
+        sql = (
+            "INSERT INTO users (user_id, email, email_verified, name, created_at)"
+            " VALUES (?, ?, ?, ?, ?)"
+        )
+        params = (user.user_id, user.email, int(user.email_verified), user.name, user.created_at)
+        await self._insert(sql, params, "user_id or email already exists")
+
+    async def get_user(self, user_id: str) -> User | None:
+        """The person, or None."""
+        rows = await self._fetch(_SELECT_USERS + " WHERE user_id = ?", (user_id,))
+        return _user(rows[0]) if rows else None
+
+    async def get_user_by_email(self, email: str) -> User | None:
+        """The person with exactly this (normalised) email, or None."""
+        rows = await self._fetch(_SELECT_USERS + " WHERE email = ?", (email,))
+        return _user(rows[0]) if rows else None
+
+    async def list_users(self) -> list[User]:
+        """All people, oldest first (ties by id)."""
+        rows = await self._fetch(_SELECT_USERS + " ORDER BY created_at, user_id")
+        return [_user(row) for row in rows]
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Delete the person with their consents and refresh tokens; False if none."""
+        return await self._change("DELETE FROM users WHERE user_id = ?", (user_id,)) > 0
+
+    # Consent
+
+    async def put_consent(self, consent: Consent) -> None:
+        """Insert or replace the consent for (user, client, resource)."""
+        sql = (
+            "INSERT INTO consents (user_id, client_id, resource, scopes, granted_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, client_id, resource)"
+            " DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at"
+        )
+        key = (consent.user_id, consent.client_id, consent.resource)
+        await self._change(sql, (*key, _json_list(consent.scopes), consent.granted_at))
+
+    async def get_consent(self, user_id: str, client_id: str, resource: str) -> Consent | None:
+        """The consent for (user, client, resource), or None."""
+        sql = _SELECT_CONSENTS + " WHERE user_id = ? AND client_id = ? AND resource = ?"
+        rows = await self._fetch(sql, (user_id, client_id, resource))
+        return _consent(rows[0]) if rows else None
+
+    async def list_consents(self, user_id: str) -> list[Consent]:
+        """A person's consents, oldest first (ties by client, then resource)."""
+        sql = _SELECT_CONSENTS + " WHERE user_id = ? ORDER BY granted_at, client_id, resource"
+        return [_consent(row) for row in await self._fetch(sql, (user_id,))]
+
+    async def delete_consent(self, user_id: str, client_id: str, resource: str) -> bool:
+        """Forget one consent; False if there was none."""
+        sql = "DELETE FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?"
+        return await self._change(sql, (user_id, client_id, resource)) > 0
+
+    # Refresh tokens
+
+    async def add_refresh_token(self, token: RefreshToken) -> None:
+        """Insert a token; raise :class:`StoreError` on a taken hash or a missing client or user."""
+        sql = (
+            "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, scopes,"
+            " resource, auth_time, sid, created_at, expires_at, family_expires_at, used_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        message = "refresh token exists, or its client or user does not"
+        await self._insert(sql, _refresh_params(token), message)
+
+    async def use_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
+        """Mark the token used at ``now`` and return it as it was, if it was unused.
+
+        One conditional UPDATE: SQLite runs one writer at a time, so of several concurrent
+        calls (other processes included) exactly one finds ``used_at = 0``.
+        """
+        sql = (
+            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at = 0"
+            " RETURNING token_hash, family_id, client_id, user_id, scopes, resource,"
+            " auth_time, sid, created_at, expires_at, family_expires_at, 0 AS used_at"
+        )
+        rows = await self._fetch(sql, (_use_time(now), token_hash))
+        return _refresh_token(rows[0]) if rows else None
+
+    async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        """The token, used or not, or None."""
+        rows = await self._fetch(_SELECT_REFRESH + " WHERE token_hash = ?", (token_hash,))
+        return _refresh_token(rows[0]) if rows else None
+
+    async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
+        """Every token of a family, oldest first (ties by hash)."""
+        sql = _SELECT_REFRESH + " WHERE family_id = ? ORDER BY created_at, token_hash"
+        return [_refresh_token(row) for row in await self._fetch(sql, (family_id,))]
+
+    async def delete_refresh_token(self, token_hash: str) -> bool:
+        """Delete one token; False if there was none."""
+        sql = "DELETE FROM refresh_tokens WHERE token_hash = ?"
+        return await self._change(sql, (token_hash,)) > 0
+
+    async def revoke_refresh_family(self, family_id: str) -> int:
+        """Delete every token of the family; return how many."""
+        return await self._change("DELETE FROM refresh_tokens WHERE family_id = ?", (family_id,))
 
     # Ephemeral values: each one statement, so atomic across connections and processes.
 
@@ -284,9 +401,15 @@ class SQLiteStore:
         return int(rows[0]["count"])
 
     async def purge_expired(self) -> int:
-        """Delete expired ephemeral rows; return how many. Call it now and then."""
-        sql = "DELETE FROM ephemeral WHERE expires_at <= ?"
-        return await self._change(sql, (self._clock(),))
+        """Delete expired ephemeral rows and refresh tokens; return how many. Call it now and then.
+
+        A refresh token goes once its idle expiry or its family's absolute expiry has passed.
+        The two deletes are independent, so they need not share a transaction.
+        """
+        now = self._clock()
+        ephemeral = await self._change("DELETE FROM ephemeral WHERE expires_at <= ?", (now,))
+        sql = "DELETE FROM refresh_tokens WHERE expires_at <= ? OR family_expires_at <= ?"
+        return ephemeral + await self._change(sql, (now, now))
 
     # Plumbing
 
@@ -308,11 +431,30 @@ class SQLiteStore:
         async with self._session() as db, db.execute(sql, params) as cursor:
             return int(cursor.rowcount)
 
+    async def _insert(self, sql: str, params: Sequence[Any], conflict: str) -> None:
+        """Run an INSERT, reporting a broken constraint as ``StoreError(conflict)``."""
+        async with self._session() as db:
+            try:
+                await db.execute_fetchall(sql, params)
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(conflict) from exc
+
 
 def _positive(seconds: float) -> float:
     if seconds <= 0:
         raise ValueError("ttl and window must be positive")
     return seconds
+
+
+def _use_time(now: int) -> int:
+    # used_at = 0 means "unused", so a use must be recorded at a positive time.
+    if now <= 0:
+        raise ValueError("now must be a positive Unix time")
+    return now
+
+
+def _json_list(items: Sequence[str]) -> str:
+    return orjson.dumps(list(items)).decode()
 
 
 def _client_params(client: Client) -> tuple[Any, ...]:
@@ -353,3 +495,35 @@ def _signing_key(row: sqlite3.Row) -> SigningKey:
         created_at=row["created_at"],
         activates_at=row["activates_at"],
     )
+
+
+def _user(row: sqlite3.Row) -> User:
+    verified = bool(row["email_verified"])
+    return User(row["user_id"], row["email"], verified, row["name"], row["created_at"])
+
+
+def _consent(row: sqlite3.Row) -> Consent:
+    scopes = tuple(orjson.loads(row["scopes"]))
+    return Consent(row["user_id"], row["client_id"], row["resource"], scopes, row["granted_at"])
+
+
+def _refresh_params(token: RefreshToken) -> tuple[Any, ...]:
+    return (
+        token.token_hash,
+        token.family_id,
+        token.client_id,
+        token.user_id,
+        _json_list(token.scopes),
+        token.resource,
+        token.auth_time,
+        token.sid,
+        token.created_at,
+        token.expires_at,
+        token.family_expires_at,
+        token.used_at,
+    )
+
+
+def _refresh_token(row: sqlite3.Row) -> RefreshToken:
+    # The columns are named like the fields; only the scopes need decoding.
+    return RefreshToken(**{**dict(row), "scopes": tuple(orjson.loads(row["scopes"]))})
