@@ -8,20 +8,31 @@ The fixtures most tests want are ``store`` (a migrated, empty :class:`Store`, on
 back end) and ``ephemeral`` (once per back end, Redis included). ``store_opener`` and
 ``ephemeral_opener`` open further, independent connections to the same data, for concurrency
 and restart tests; everything they open is closed after the test.
+
+``smtp_server`` is a real SMTP server (aiosmtpd) on a free loopback port that keeps what it
+receives, for tests of outgoing mail.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import NoReturn, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
@@ -228,3 +239,75 @@ def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
     url: str = request.getfixturevalue("fresh_postgres_url")
     return url
+
+
+# SMTP
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One message as the SMTP server received it: envelope and parsed content."""
+
+    envelope_from: str
+    envelope_to: tuple[str, ...]
+    message: EmailMessage
+
+
+@dataclass
+class SmtpServer:
+    """A running SMTP server: its ``smtp://`` URL and every message it has accepted."""
+
+    url: str
+    messages: list[ReceivedMail] = field(default_factory=list)
+
+    async def wait_for(
+        self,
+        count: int = 1,
+        timeout: float = 5,  # noqa: ASYNC109 - a deadline per call reads best in tests
+    ) -> list[ReceivedMail]:
+        """Wait until at least ``count`` messages have arrived; fail after ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                # Messages arrive on the server's own thread and loop, so poll the list.
+                while len(self.messages) < count:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            pytest.fail(f"expected {count} message(s), received {len(self.messages)}")
+        return self.messages
+
+
+class _Collector:
+    """aiosmtpd handler that accepts every message into a list (from the server's thread)."""
+
+    def __init__(self, received: list[ReceivedMail]) -> None:
+        self.received = received
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        # SMTP lines end in CRLF; parse them as a local mail store would, with plain LF.
+        content = (envelope.original_content or b"").replace(b"\r\n", b"\n")
+        message = BytesParser(policy=policy.default).parsebytes(content)
+        assert isinstance(message, EmailMessage)
+        self.received.append(
+            ReceivedMail(envelope.mail_from or "", tuple(envelope.rcpt_tos), message)
+        )
+        return "250 Message accepted for delivery"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1 (no TLS, no AUTH), stopped after the test."""
+    port = _free_port()
+    server = SmtpServer(url=f"smtp://127.0.0.1:{port}")
+    controller = Controller(_Collector(server.messages), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield server
+    finally:
+        controller.stop()
