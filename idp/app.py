@@ -11,7 +11,19 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from idp.config import Settings
-from idp.endpoints import discovery, introspection, jwks, registration, revocation, token
+from idp.endpoints import (
+    authorize,
+    consent,
+    discovery,
+    introspection,
+    jwks,
+    login,
+    logout,
+    registration,
+    revocation,
+    token,
+    userinfo,
+)
 from idp.provider import Provider, open_provider
 
 
@@ -24,6 +36,16 @@ def routes(settings: Settings) -> list[BaseRoute]:
     """
     prefix = urlsplit(settings.issuer).path
     endpoints = [
+        Route("/authorize", authorize.authorize, methods=["GET", "POST"]),
+        Route("/authorize/resume", authorize.resume, methods=["GET"]),
+        Route("/login", login.login_page, methods=["GET"]),
+        Route("/login/email", login.email_link, methods=["POST"]),
+        Route("/login/magic", login.confirm_page, methods=["GET"]),
+        Route("/login/magic", login.sign_in, methods=["POST"]),
+        Route("/consent", consent.consent_page, methods=["GET"]),
+        Route("/consent", consent.decide, methods=["POST"]),
+        Route("/logout", logout.logout, methods=["GET", "POST"]),
+        Route("/userinfo", userinfo.userinfo, methods=["GET", "POST"]),
         Route("/token", token.token, methods=["POST"]),
         Route("/jwks", jwks.jwks, methods=["GET"]),
         Route("/introspect", introspection.introspect, methods=["POST"]),

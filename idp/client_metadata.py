@@ -24,6 +24,7 @@ DANGEROUS_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob",
 TEXT_FIELDS = ("client_name", "software_id", "software_version")
 URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 MAX_REDIRECT_URIS = 20
+ID_TOKEN_ALGS = ("RS256", "ES256")
 MAX_TEXT = 512
 
 
@@ -92,9 +93,8 @@ def _redirect_uris(submitted: dict[str, Any], cleaned: dict[str, Any], policy: P
     if len(uris) > MAX_REDIRECT_URIS:
         raise InvalidRedirectUri(f"at most {MAX_REDIRECT_URIS} redirect URIs")
     native = cleaned["application_type"] == "native"
-    public = cleaned["token_endpoint_auth_method"] == "none"
     for uri in uris:
-        check_redirect_uri(uri, private_use_allowed=native or public)
+        check_redirect_uri(uri, private_use_allowed=native or _is_public(cleaned))
     if uris:
         cleaned["redirect_uris"] = uris
 
@@ -125,6 +125,33 @@ def check_redirect_uri(uri: str, *, private_use_allowed: bool) -> None:
         return
     if not private_use_allowed:
         raise InvalidRedirectUri(f"'{uri}': private-use schemes are for native clients only")
+
+
+def _logout_redirect_uris(
+    submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy
+) -> None:
+    """OpenID Connect RP-Initiated Logout 1.0 section 3.1: the same rules as redirect URIs."""
+    uris = _string_list(submitted, "post_logout_redirect_uris", [], error=InvalidRedirectUri)
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise InvalidRedirectUri(f"at most {MAX_REDIRECT_URIS} post-logout redirect URIs")
+    native = cleaned["application_type"] == "native"
+    for uri in uris:
+        check_redirect_uri(uri, private_use_allowed=native or _is_public(cleaned))
+    if uris:
+        cleaned["post_logout_redirect_uris"] = uris
+
+
+def _id_token_alg(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) -> None:
+    alg = submitted.get("id_token_signed_response_alg")
+    if alg is None:
+        return
+    if alg not in ID_TOKEN_ALGS:
+        raise InvalidClientMetadata(f"id_token_signed_response_alg must be one of {ID_TOKEN_ALGS}")
+    cleaned["id_token_signed_response_alg"] = alg
+
+
+def _is_public(cleaned: dict[str, Any]) -> bool:
+    return bool(cleaned["token_endpoint_auth_method"] == "none")
 
 
 def _scope(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) -> None:
@@ -218,6 +245,8 @@ CHECKS: tuple[Check, ...] = (
     _application_type,
     _grant_and_response_types,
     _redirect_uris,
+    _logout_redirect_uris,
+    _id_token_alg,
     _scope,
     _keys,
     _descriptive,

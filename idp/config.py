@@ -53,6 +53,22 @@ class Settings(BaseSettings):
     registration_rate_window: int = Field(default=3600, ge=1)
     client_secret_ttl: int = Field(default=0, ge=0)
 
+    smtp_url: SecretStr | None = None
+    mail_from: str = "idp@localhost"
+    outbox_dir: Path = Path("var/outbox")
+
+    session_idle_ttl: int = Field(default=12 * 3600, ge=60)
+    session_absolute_ttl: int = Field(default=7 * 86400, ge=60)
+    magic_link_ttl: int = Field(default=900, ge=60, le=3600)
+    magic_link_rate_per_address: int = Field(default=5, ge=1)
+    magic_link_rate_per_ip: int = Field(default=30, ge=1)
+    magic_link_rate_window: int = Field(default=3600, ge=1)
+    code_ttl: int = Field(default=120, ge=10, le=600)
+    id_token_ttl: int = Field(default=600, ge=60, le=86400)
+    refresh_token_idle_ttl: int = Field(default=30 * 86400, ge=60)
+    refresh_token_absolute_ttl: int = Field(default=90 * 86400, ge=60)
+    refresh_grace_period: int = Field(default=10, ge=0, le=60)
+
     trusted_proxies: str = ""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 

@@ -34,13 +34,17 @@ def digest(value: str) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
+def derive_key(material: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, derived from the key-encryption key (HKDF-SHA-256)."""
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose.encode())
+    return hkdf.derive(material)
+
+
 class SecretHasher:
     """Hashes and verifies stored secrets (client secrets, registration access tokens)."""
 
     def __init__(self, key_material: bytes) -> None:
-        self._key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"idp secret hashing"
-        ).derive(key_material)
+        self._key = derive_key(key_material, "idp secret hashing")
         self._argon2 = PasswordHasher()
 
     def hash_generated(self, secret: str) -> str:

@@ -18,8 +18,9 @@ from joserfc.jwk import OctKey
 
 from idp.config import ConfigError, Settings
 from idp.fetch import Fetcher
-from idp.hashing import SecretHasher
+from idp.hashing import SecretHasher, derive_key
 from idp.keys import KeyRing, dev_kek, parse_kek
+from idp.mail import Mailer, open_mailer
 from idp.store import Ephemeral, Resource, Store
 from idp.store.connect import open_redis, open_store
 
@@ -49,6 +50,8 @@ class Provider:
     hasher: SecretHasher
     fetcher: Fetcher
     catalogue: Catalogue
+    mailer: Mailer
+    form_key: bytes
     clock: Any = time.time
     closers: list[Any] = field(default_factory=list)
 
@@ -102,6 +105,7 @@ async def ensure_schema(store: Store, settings: Settings) -> None:
 async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provider:
     """Connect the stores, load the key ring (creating first keys if none), and refresh."""
     kek = key_encryption_key(settings)
+    mailer = open_mailer(settings)
     store = await open_store(settings.database_url.get_secret_value())
     closers: list[Any] = [store.close]
     try:
@@ -127,6 +131,8 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
         hasher=SecretHasher(kek.raw_value),
         fetcher=Fetcher(),
         catalogue=catalogue,
+        mailer=mailer,
+        form_key=derive_key(kek.raw_value, "idp form tokens"),
         clock=clock,
         closers=closers,
     )

@@ -33,7 +33,10 @@ class Grant:
     grant_type: str
 
 
-def mint_access_token(signer: Signer, issuer: str, grant: Grant, now: int) -> str:
+def mint_access_token(
+    signer: Signer, issuer: str, grant: Grant, now: int, jti: str | None = None
+) -> str:
+    """Sign an access token for ``grant``; ``jti`` defaults to a fresh random value."""
     claims: dict[str, Any] = {
         "iss": issuer,
         "sub": grant.subject,
@@ -41,7 +44,7 @@ def mint_access_token(signer: Signer, issuer: str, grant: Grant, now: int) -> st
         "client_id": grant.client_id,
         "iat": now,
         "exp": now + grant.ttl,
-        "jti": new_secret(nbytes=16),
+        "jti": jti or new_jti(),
     }
     if grant.scopes:
         claims["scope"] = " ".join(grant.scopes)
@@ -49,6 +52,10 @@ def mint_access_token(signer: Signer, issuer: str, grant: Grant, now: int) -> st
         claims["gty"] = CLIENT_CREDENTIALS
     header = {"alg": signer.alg, "typ": ACCESS_TOKEN_TYPE, "kid": signer.kid}
     return jwt.encode(header, claims, signer.key, algorithms=[signer.alg])
+
+
+def new_jti() -> str:
+    return new_secret(nbytes=16)
 
 
 def read_access_token(

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from idp.errors import OAuthError, ServerError, TemporarilyUnavailable
+from idp.pages import error_page
 from idp.provider import Provider
 from idp.store import StoreError
 
@@ -37,6 +38,25 @@ def oauth_endpoint(handler: Handler) -> Handler:
         except Exception as exc:
             log.error("unexpected failure", exc_info=exc)
             return ServerError().response()
+
+    return wrapped
+
+
+def page_endpoint(handler: Handler) -> Handler:
+    """For pages a person sees: a fault becomes an error page, never a trace."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except OAuthError as exc:
+            return error_page("The request is not valid", exc.description, exc.status, exc.error)
+        except StoreError as exc:
+            log.error("storage failed", extra={"detail": type(exc).__name__}, exc_info=exc)
+            return error_page("Please try again", "The service is briefly unavailable.", 503)
+        except Exception as exc:
+            log.error("unexpected failure", exc_info=exc)
+            return error_page("Something went wrong", "Please try again later.", 500)
 
     return wrapped
 

@@ -14,13 +14,30 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp.authorization import OIDC_SCOPES, PROMPTS
+from idp.client_metadata import ID_TOKEN_ALGS
 from idp.config import Settings
 from idp.endpoints import provider_of
 from idp.endpoints.token import GRANTS
 from idp.jose import ASYMMETRIC
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+TOKEN_AUTH_METHODS = (*CLIENT_AUTH_METHODS, "none")
 MAX_AGE = 300
+CLAIMS = (
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "sid",
+    "email",
+    "email_verified",
+    "name",
+)
 
 
 def metadata(settings: Settings, scopes: tuple[str, ...]) -> dict[str, Any]:
@@ -29,19 +46,30 @@ def metadata(settings: Settings, scopes: tuple[str, ...]) -> dict[str, Any]:
     auth_algs = sorted(ASYMMETRIC)
     document: dict[str, Any] = {
         "issuer": settings.issuer,
+        "authorization_endpoint": endpoint("/authorize"),
         "token_endpoint": endpoint("/token"),
         "jwks_uri": endpoint("/jwks"),
+        "userinfo_endpoint": endpoint("/userinfo"),
+        "end_session_endpoint": endpoint("/logout"),
         "introspection_endpoint": endpoint("/introspect"),
         "revocation_endpoint": endpoint("/revoke"),
-        "scopes_supported": list(scopes),
-        # RFC 8414 requires the member; no response type exists until /authorize does.
-        "response_types_supported": [],
+        "scopes_supported": sorted({*OIDC_SCOPES, *scopes}),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
         "grant_types_supported": list(GRANTS),
-        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": True,
+        "prompt_values_supported": sorted(PROMPTS),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(ID_TOKEN_ALGS),
+        "claims_supported": list(CLAIMS),
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "token_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
         "token_endpoint_auth_signing_alg_values_supported": auth_algs,
         "introspection_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
         "introspection_endpoint_auth_signing_alg_values_supported": auth_algs,
-        "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": auth_algs,
     }
     if settings.registration_enabled:

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from idp.client_auth import authenticate
 from idp.endpoints import oauth_endpoint, provider_of
+from idp.errors import InvalidClient
 from idp.hashing import digest
 from idp.http import no_store_json, read_form
 from idp.jose import InvalidJWT
@@ -28,6 +29,8 @@ async def introspect(request: Request) -> Response:
     provider = provider_of(request)
     params = await read_form(request, provider.settings.max_body_bytes)
     client = await authenticate(provider, request, params)
+    if client.is_public:
+        raise InvalidClient("introspection needs an authenticated client")
     token = params.require("token")
 
     claims = await live_access_token(provider, token)

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from idp import client_metadata
+from idp.authorization import OIDC_SCOPES
 from idp.endpoints import oauth_endpoint, provider_of
 from idp.endpoints.token import GRANTS
 from idp.errors import AccessDenied, InvalidClientMetadata, InvalidToken, MissingToken
@@ -117,8 +118,8 @@ async def _validate(provider: Provider, submitted: dict[str, Any]) -> dict[str, 
     resources = await provider.store.list_resources()
     policy = client_metadata.Policy(
         grant_types=tuple(GRANTS),
-        response_types=(),
-        scopes={scope for resource in resources for scope in resource.scopes},
+        response_types=("code",),
+        scopes=OIDC_SCOPES | {scope for resource in resources for scope in resource.scopes},
     )
     extra = {name: value for name, value in submitted.items() if name not in SERVER_FIELDS}
     return client_metadata.validate(extra, policy)

@@ -1,7 +1,8 @@
 """Token revocation (RFC 7009).
 
-A revoked access token stays on a deny list until it would have expired. An unknown or invalid
-token is answered with 200, as section 2.2 asks; a token of another client is refused.
+A revoked access token stays on a deny list until it would have expired; revoking a refresh
+token revokes its whole family (section 2.1). An unknown or invalid token is answered with 200,
+as section 2.2 asks; a token of another client is refused.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from idp.endpoints import oauth_endpoint, provider_of
 from idp.endpoints.introspection import live_access_token, revoked_key
 from idp.errors import UnauthorizedClient
 from idp.http import read_form
+from idp.token_sets import refresh_token_hash
 
 
 @oauth_endpoint
@@ -23,6 +25,12 @@ async def revoke(request: Request) -> Response:
     client = await authenticate(provider, request, params)
     token = params.require("token")
 
+    refresh = await provider.store.get_refresh_token(refresh_token_hash(token))
+    if refresh is not None:
+        if refresh.client_id != client.client_id:
+            raise UnauthorizedClient("the token was not issued to this client")
+        await provider.store.revoke_refresh_family(refresh.family_id)
+        return Response(status_code=200, headers={"Cache-Control": "no-store"})
     claims = await live_access_token(provider, token)
     if claims is None:
         return Response(status_code=200, headers={"Cache-Control": "no-store"})

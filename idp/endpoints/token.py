@@ -15,7 +15,7 @@ from starlette.responses import Response
 from idp.client_auth import authenticate
 from idp.endpoints import oauth_endpoint, provider_of
 from idp.errors import UnauthorizedClient, UnsupportedGrantType
-from idp.grants import client_credentials
+from idp.grants import authorization_code, client_credentials, refresh_token
 from idp.http import Params, no_store_json, read_form
 from idp.provider import Provider
 from idp.store import Client
@@ -23,7 +23,9 @@ from idp.store import Client
 Grant = Callable[[Provider, Client, Params], Awaitable[dict[str, Any]]]
 
 GRANTS: dict[str, Grant] = {
+    authorization_code.GRANT_TYPE: authorization_code.issue_tokens,
     client_credentials.GRANT_TYPE: client_credentials.issue,
+    refresh_token.GRANT_TYPE: refresh_token.issue_tokens,
 }
 
 

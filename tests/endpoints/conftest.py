@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from idp.app import create_app
 from idp.config import Settings, load_settings
 from idp.provider import Provider, open_provider
 from idp.store import Resource
+from tests.conftest import SmtpServer
 
 ISSUER = "https://idp.test"
 RESOURCE = "https://mcp.example.com/mcp"
@@ -59,10 +61,35 @@ def clock() -> Clock:
     return Clock()
 
 
+class Mailbox:
+    """Reads sign-in links from what the real SMTP server received."""
+
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def link_for(self, email: str) -> str:
+        await self.server.wait_for(1)
+        for mail in reversed(self.server.messages):
+            if email in mail.envelope_to:
+                body = mail.message.get_content()
+                match = re.search(r"https://\S+/login/magic\?token=\S+", body)
+                assert match, body
+                return match.group(0).removeprefix(ISSUER)
+        raise AssertionError(f"no mail for {email}")
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer) -> Mailbox:
+    return Mailbox(smtp_server)
+
+
 @pytest.fixture(params=["embedded", "postgres+redis"])
 def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    mail: dict[str, Any] = {"outbox_dir": str(tmp_path / "outbox")}
+    if "mailbox" in request.fixturenames:
+        mail["smtp_url"] = request.getfixturevalue("smtp_server").url
     if request.param == "embedded":
-        return make_settings(tmp_path)
+        return make_settings(tmp_path, **mail)
     request.getfixturevalue("postgres_opener")  # migrates and empties the session database
     postgres_url: str = request.getfixturevalue("postgres_url")
     redis_url: str = request.getfixturevalue("redis_url")
@@ -71,6 +98,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
         database_url=postgres_url,
         redis_url=redis_url,
         redis_prefix=f"{request.getfixturevalue('redis_prefix')}{uuid.uuid4().hex[:8]}:",
+        **mail,
     )
 
 

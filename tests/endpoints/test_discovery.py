@@ -17,19 +17,51 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 SNAPSHOT = {
     "issuer": "https://idp.test",
+    "authorization_endpoint": "https://idp.test/authorize",
     "token_endpoint": "https://idp.test/token",
     "jwks_uri": "https://idp.test/jwks",
+    "userinfo_endpoint": "https://idp.test/userinfo",
+    "end_session_endpoint": "https://idp.test/logout",
     "introspection_endpoint": "https://idp.test/introspect",
     "revocation_endpoint": "https://idp.test/revoke",
     "registration_endpoint": "https://idp.test/register",
-    "scopes_supported": ["machines:run", "tools:read"],
-    "response_types_supported": [],
-    "grant_types_supported": ["client_credentials"],
-    "token_endpoint_auth_methods_supported": AUTH_METHODS,
+    "scopes_supported": [
+        "email",
+        "machines:run",
+        "offline_access",
+        "openid",
+        "profile",
+        "tools:read",
+    ],
+    "response_types_supported": ["code"],
+    "response_modes_supported": ["query"],
+    "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+    "code_challenge_methods_supported": ["S256"],
+    "authorization_response_iss_parameter_supported": True,
+    "prompt_values_supported": ["consent", "login", "none", "select_account"],
+    "subject_types_supported": ["public"],
+    "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+    "claims_supported": [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "at_hash",
+        "sid",
+        "email",
+        "email_verified",
+        "name",
+    ],
+    "request_parameter_supported": False,
+    "request_uri_parameter_supported": False,
+    "token_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],
     "token_endpoint_auth_signing_alg_values_supported": ALGS,
     "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
     "introspection_endpoint_auth_signing_alg_values_supported": ALGS,
-    "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+    "revocation_endpoint_auth_methods_supported": [*AUTH_METHODS, "none"],
     "revocation_endpoint_auth_signing_alg_values_supported": ALGS,
 }
 
@@ -45,15 +77,12 @@ async def test_metadata_matches_the_snapshot(http: httpx.AsyncClient, path: str)
     assert response.headers["content-type"] == "application/json"
 
 
-async def test_not_yet_implemented_features_are_not_advertised(http: httpx.AsyncClient) -> None:
+async def test_unsupported_features_are_not_advertised(http: httpx.AsyncClient) -> None:
     document = (await http.get("/.well-known/openid-configuration")).json()
 
-    for absent in (
-        "authorization_endpoint",
-        "code_challenge_methods_supported",
-        "userinfo_endpoint",
-    ):
-        assert absent not in document
+    assert document["code_challenge_methods_supported"] == ["S256"]
+    assert document["response_types_supported"] == ["code"]
+    assert "implicit" not in document["grant_types_supported"]
 
 
 async def test_issuer_is_byte_identical_to_iss_in_tokens(http: httpx.AsyncClient) -> None:
@@ -88,7 +117,15 @@ async def test_scopes_supported_follow_the_registered_resources(
 
     document = (await http.get("/.well-known/oauth-authorization-server")).json()
 
-    assert document["scopes_supported"] == ["machines:run", "reports:read", "tools:read"]
+    assert document["scopes_supported"] == [
+        "email",
+        "machines:run",
+        "offline_access",
+        "openid",
+        "profile",
+        "reports:read",
+        "tools:read",
+    ]
 
 
 async def test_an_issuer_with_a_path_serves_metadata_by_path_insertion(

@@ -175,6 +175,8 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
         "env": "test",
         "key_encryption_key": new_kek(),
         "key_dir": tmp_path / "keys",
+        # Prod refuses to start without SMTP; nothing here sends mail, so no server listens.
+        "smtp_url": "smtp://127.0.0.1:9",
     }
     if request.param == "embedded":
         settings["database_url"] = f"sqlite:///{tmp_path / 'idp.sqlite3'}"

@@ -1,0 +1,140 @@
+"""The authorization endpoint (RFC 6749 section 3.1, OpenID Connect Core section 3.1.2).
+
+``GET`` or ``POST /authorize`` checks the request (:mod:`idp.authorization`), then walks the
+person through what is missing, sign-in and consent, each time storing the request as pending
+and bound to this browser. ``/authorize/resume`` picks a pending request up again after sign-in.
+When nothing is missing, a code goes back to the client's redirect URI.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from idp import authorization
+from idp.authorization import (
+    AuthorizationRequest,
+    ConsentRequired,
+    LoginRequired,
+    Refused,
+    ShowError,
+    error_redirect,
+    redirect,
+)
+from idp.browser import BROWSER_COOKIE, binding, browser_id, remember_browser
+from idp.codes import issue_code
+from idp.endpoints import page_endpoint, provider_of
+from idp.errors import OAuthError
+from idp.http import Params, read_form
+from idp.pages import error_page
+from idp.provider import Provider
+from idp.sessions import Session, cookies_for, current_session
+from idp.store import Client
+
+
+@page_endpoint
+async def authorize(request: Request) -> Response:
+    provider = provider_of(request)
+    cookies = cookies_for(provider)
+    browser, new_browser = browser_id(cookies, request)
+    response = await _authorize(provider, request, browser)
+    if new_browser:
+        remember_browser(cookies, response, browser)
+    return response
+
+
+async def _authorize(provider: Provider, request: Request, browser: str) -> Response:
+    params = await _params(provider, request)
+    try:
+        checked = await authorization.parse(provider, params, binding(browser))
+    except ShowError as exc:
+        return error_page("This sign-in request cannot be used", exc.message)
+    except Refused as exc:
+        return error_redirect(exc.request, provider.settings.issuer, exc.error)
+    return await proceed(provider, request, checked)
+
+
+@page_endpoint
+async def resume(request: Request) -> Response:
+    """Continue a pending request after the person signed in."""
+    provider = provider_of(request)
+    browser = cookies_for(provider).read(request, BROWSER_COOKIE)
+    pending = await authorization.load_pending(
+        provider, request.query_params.get("request"), binding(browser or "")
+    )
+    if browser is None or pending is None:
+        return error_page(
+            "This sign-in request has expired",
+            "Go back to the application and start signing in again.",
+        )
+    return await proceed(provider, request, pending)
+
+
+async def proceed(provider: Provider, request: Request, pending: AuthorizationRequest) -> Response:
+    """Ask for what is missing (sign-in, consent), or send a code to the client."""
+    client = await provider.store.get_client(pending.client_id)
+    if client is None:
+        return error_page("This sign-in request cannot be used", "The application is gone.")
+    session = await current_session(provider, request)
+    try:
+        if session is None or needs_login(provider, pending, session):
+            if "none" in pending.prompt:
+                raise LoginRequired("the person is not signed in")
+            return await _send_to(provider, pending, "/login")
+        if "consent" in pending.prompt or not await has_consent(provider, client, pending, session):
+            if "none" in pending.prompt:
+                raise ConsentRequired("the person has not authorized this client")
+            return await _send_to(provider, pending, "/consent")
+    except OAuthError as exc:
+        return error_redirect(pending, provider.settings.issuer, exc)
+    return await grant_code(provider, pending, session)
+
+
+def needs_login(provider: Provider, pending: AuthorizationRequest, session: Session) -> bool:
+    """``prompt=login`` / ``select_account`` and ``max_age`` want a sign-in made after the
+    request started, or (``max_age``) recent enough."""
+    fresh = session.auth_time >= pending.created_at
+    if {"login", "select_account"} & set(pending.prompt) and not fresh:
+        return True
+    if pending.max_age is not None and not fresh:
+        return provider.now() - session.auth_time > pending.max_age
+    return False
+
+
+async def has_consent(
+    provider: Provider, client: Client, pending: AuthorizationRequest, session: Session
+) -> bool:
+    """First-party clients need none; others need every scope for every resource."""
+    if client.metadata.get("first_party") is True:
+        return True
+    for resource in pending.resources or ("",):
+        consent = await provider.store.get_consent(session.user_id, client.client_id, resource)
+        if consent is None or not set(pending.scopes) <= set(consent.scopes):
+            return False
+    return True
+
+
+async def grant_code(
+    provider: Provider, pending: AuthorizationRequest, session: Session
+) -> Response:
+    code = await issue_code(provider, pending, session.user_id, session.auth_time, session.sid)
+    if pending.request_id:
+        await authorization.drop_pending(provider, pending)
+    return redirect(pending, provider.settings.issuer, {"code": code})
+
+
+async def _send_to(provider: Provider, pending: AuthorizationRequest, path: str) -> Response:
+    saved = await authorization.save_pending(provider, pending)
+    query = {"request": saved.request_id}
+    if path == "/login" and pending.login_hint:
+        query["login_hint"] = pending.login_hint
+    location = provider.settings.endpoint(path) + "?" + urlencode(query)
+    return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
+
+
+async def _params(provider: Provider, request: Request) -> Params:
+    if request.method == "GET":
+        return Params.parse(request.query_params.multi_items())
+    return await read_form(request, provider.settings.max_body_bytes)

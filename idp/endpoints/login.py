@@ -1,0 +1,180 @@
+"""Sign-in pages: the login page and magic links.
+
+A magic link signs in an existing person only, and the page answers the same whether or not the
+address has an account. The link is single use, lives ``magic_link_ttl`` seconds and is stored
+hashed. Opening it (``GET``) only shows a confirm page, so mail scanners that follow links
+consume nothing; the ``POST`` from that page signs the person in. Requests are rate limited per
+address and per client address.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from urllib.parse import urlencode
+
+import orjson
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from idp import authorization
+from idp.browser import (
+    BROWSER_COOKIE,
+    binding,
+    browser_id,
+    csrf_ok,
+    csrf_token,
+    remember_browser,
+)
+from idp.emails import normalise
+from idp.endpoints import page_endpoint, provider_of
+from idp.errors import TooManyRequests
+from idp.hashing import digest, new_secret
+from idp.http import Params, client_address, read_form
+from idp.mail import MailError, Message
+from idp.pages import error_page, page, render_text
+from idp.provider import Provider
+from idp.ratelimit import limit
+from idp.sessions import cookies_for, start_session
+from idp.store import User
+
+log = logging.getLogger("idp.login")
+audit = logging.getLogger("idp.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class MagicLink:
+    """What a magic link stands for, stored under the hash of its token."""
+
+    user_id: str
+    request_id: str
+    browser: str
+
+
+@page_endpoint
+async def login_page(request: Request) -> Response:
+    provider = provider_of(request)
+    cookies = cookies_for(provider)
+    browser, new = browser_id(cookies, request)
+    request_id = request.query_params.get("request", "")
+    pending = await authorization.load_pending(provider, request_id, binding(browser))
+    client = await provider.store.get_client(pending.client_id) if pending else None
+    response = page(
+        "login",
+        methods=[{"kind": "magic_link", "action": provider.settings.endpoint("/login/email")}],
+        csrf=csrf_token(provider.form_key, browser, "login"),
+        request_id=pending.request_id if pending else "",
+        login_hint=request.query_params.get("login_hint", ""),
+        client_name=client.metadata.get("client_name", "") if client else "",
+    )
+    if new:
+        remember_browser(cookies, response, browser)
+    return response
+
+
+@page_endpoint
+async def email_link(request: Request) -> Response:
+    """Send a magic link if the address has an account; answer the same either way."""
+    provider = provider_of(request)
+    settings = provider.settings
+    form = await read_form(request, settings.max_body_bytes)
+    browser = cookies_for(provider).read(request, BROWSER_COOKIE)
+    if not csrf_ok(provider.form_key, browser, "login", form.get("csrf")):
+        return error_page("Please try again", "The form expired. Reload the page.", 400)
+    assert browser is not None
+    try:
+        email = normalise(form.require("email"))
+    except ValueError:
+        return error_page("Please try again", "That is not a valid email address.", 400)
+    try:
+        await _rate_limit(provider, request, email)
+    except TooManyRequests as exc:
+        return error_page("Too many attempts", "Please wait and try again later.", exc.status)
+
+    answer = page("check_email", minutes=settings.magic_link_ttl // 60)
+    user = await provider.store.get_user_by_email(email)
+    if user is not None:
+        link = await _new_link(provider, user, form, browser)
+        answer.background = BackgroundTask(_send, provider, user, link)
+    return answer
+
+
+@page_endpoint
+async def confirm_page(request: Request) -> Response:
+    """The page a magic link opens: a button that POSTs the token. Consumes nothing."""
+    provider = provider_of(request)
+    cookies = cookies_for(provider)
+    browser, new = browser_id(cookies, request)
+    token = request.query_params.get("token", "")
+    response = page(
+        "magic_confirm",
+        action=provider.settings.endpoint("/login/magic"),
+        token=token[:128],
+        csrf=csrf_token(provider.form_key, browser, "magic"),
+    )
+    if new:
+        remember_browser(cookies, response, browser)
+    return response
+
+
+@page_endpoint
+async def sign_in(request: Request) -> Response:
+    """Consume the magic link and start a session; continue the pending request if it is
+    this browser's."""
+    provider = provider_of(request)
+    form = await read_form(request, provider.settings.max_body_bytes)
+    browser = cookies_for(provider).read(request, BROWSER_COOKIE)
+    if not csrf_ok(provider.form_key, browser, "magic", form.get("csrf")):
+        return error_page("Please try again", "The form expired. Open the link again.", 400)
+    assert browser is not None
+    raw = await provider.ephemeral.take(_link_key(form.get("token") or ""))
+    link = MagicLink(**orjson.loads(raw)) if raw else None
+    user = await provider.store.get_user(link.user_id) if link else None
+    if link is None or user is None:
+        audit.info("magic link refused", extra={"event": "login_failed", "method": "magic_link"})
+        return error_page(
+            "This link cannot be used",
+            "It has expired or was already used. Ask for a new one.",
+            400,
+        )
+
+    pending = await authorization.load_pending(provider, link.request_id, binding(browser))
+    response: Response = page("signed_in")
+    if pending is not None:
+        query = urlencode({"request": pending.request_id})
+        location = provider.settings.endpoint("/authorize/resume") + "?" + query
+        response = RedirectResponse(location, status_code=303)
+    await start_session(provider, request, response, user.user_id, "magic_link")
+    audit.info("signed in", extra={"event": "login_succeeded", "method": "magic_link"})
+    return response
+
+
+async def _rate_limit(provider: Provider, request: Request, email: str) -> None:
+    settings = provider.settings
+    window = settings.magic_link_rate_window
+    address = client_address(request, settings.proxy_networks)
+    await limit(provider, f"magic-ip:{address}", settings.magic_link_rate_per_ip, window)
+    await limit(provider, f"magic-email:{email}", settings.magic_link_rate_per_address, window)
+
+
+async def _new_link(provider: Provider, user: User, form: Params, browser: str) -> str:
+    token = new_secret()
+    record = MagicLink(user.user_id, form.get("request") or "", binding(browser))
+    await provider.ephemeral.put(
+        _link_key(token), orjson.dumps(asdict(record)), provider.settings.magic_link_ttl
+    )
+    return provider.settings.endpoint("/login/magic") + "?" + urlencode({"token": token})
+
+
+async def _send(provider: Provider, user: User, link: str) -> None:
+    minutes = provider.settings.magic_link_ttl // 60
+    text = render_text("magic_link_email.txt", name=user.name, link=link, minutes=minutes)
+    try:
+        await provider.mailer.send(Message(to=user.email, subject="Your sign-in link", text=text))
+    except MailError as exc:
+        log.error("magic link not sent", extra={"detail": str(exc)})
+
+
+def _link_key(token: str) -> str:
+    return f"magic:{digest(token)}"

@@ -1,0 +1,91 @@
+"""Browser sessions, kept server-side in the short-lived store (Redis or the database).
+
+The cookie holds a 256-bit random value; the store keys the session by its hash. A session
+ends after ``session_idle_ttl`` without use or ``session_absolute_ttl`` after sign-in,
+whichever comes first. Signing in always starts a new session (and a new cookie value), so a
+value planted before sign-in is worthless after it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from idp.browser import SESSION_COOKIE, Cookies
+from idp.hashing import digest, new_secret
+from idp.provider import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A signed-in browser. ``sid`` is public (ID tokens carry it); the cookie value is not."""
+
+    sid: str
+    user_id: str
+    auth_time: int
+    expires_at: int
+    method: str
+
+
+def _key(cookie_value: str) -> str:
+    return f"session:{digest(cookie_value)}"
+
+
+def cookies_for(provider: Provider) -> Cookies:
+    return Cookies(secure=provider.settings.issuer.startswith("https://"))
+
+
+async def current_session(provider: Provider, request: Request) -> Session | None:
+    """The live session of this browser, its idle expiry pushed forward; or None."""
+    value = cookies_for(provider).read(request, SESSION_COOKIE)
+    if value is None:
+        return None
+    raw = await provider.ephemeral.get(_key(value))
+    if raw is None:
+        return None
+    session = Session(**orjson.loads(raw))
+    now = provider.now()
+    if session.expires_at <= now:
+        return None
+    await _save(provider, value, session, now)
+    return session
+
+
+async def start_session(
+    provider: Provider, request: Request, response: Response, user_id: str, method: str
+) -> Session:
+    """Sign ``user_id`` in: forget any session this browser had and set a new cookie."""
+    await _forget(provider, request)
+    now = provider.now()
+    session = Session(
+        sid=new_secret(nbytes=16),
+        user_id=user_id,
+        auth_time=now,
+        expires_at=now + provider.settings.session_absolute_ttl,
+        method=method,
+    )
+    value = new_secret()
+    await _save(provider, value, session, now)
+    cookies_for(provider).write(
+        response, SESSION_COOKIE, value, provider.settings.session_absolute_ttl
+    )
+    return session
+
+
+async def end_session(provider: Provider, request: Request, response: Response) -> None:
+    await _forget(provider, request)
+    cookies_for(provider).clear(response, SESSION_COOKIE)
+
+
+async def _forget(provider: Provider, request: Request) -> None:
+    value = cookies_for(provider).read(request, SESSION_COOKIE)
+    if value is not None:
+        await provider.ephemeral.delete(_key(value))
+
+
+async def _save(provider: Provider, value: str, session: Session, now: int) -> None:
+    ttl = min(provider.settings.session_idle_ttl, session.expires_at - now)
+    await provider.ephemeral.put(_key(value), orjson.dumps(asdict(session)), max(ttl, 1))

@@ -1,0 +1,195 @@
+"""The tokens a person's authorization yields: an access token for one resource, an ID token
+for OpenID Connect requests, and a rotating refresh token.
+
+Shared by the authorization code and refresh token grants, so both bind the access token to
+exactly one granted resource and never more scope than was granted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from idp.errors import InvalidScope, InvalidTarget
+from idp.hashing import digest, new_secret
+from idp.http import Params
+from idp.id_tokens import DEFAULT_ALG, mint_id_token
+from idp.provider import Provider
+from idp.resources import canonical_uri
+from idp.store import Client, RefreshToken
+from idp.tokens import Grant, mint_access_token, new_jti
+
+OIDC_ONLY = frozenset({"openid", "profile", "email", "offline_access"})
+
+
+@dataclass(frozen=True, slots=True)
+class Authorization:
+    """What a person granted a client; a code or a refresh token carries it forward."""
+
+    user_id: str
+    client_id: str
+    scopes: tuple[str, ...]
+    resources: tuple[str, ...]
+    auth_time: int
+    sid: str
+    nonce: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSet:
+    body: dict[str, Any]
+    access_token_jti: str
+    access_token_exp: int
+    refresh_family: str | None
+
+
+def userinfo_resource(provider: Provider) -> str:
+    return provider.settings.endpoint("/userinfo")
+
+
+async def audience(provider: Provider, params: Params, auth: Authorization) -> tuple[str, int]:
+    """The one resource this access token is for, and its token lifetime.
+
+    ``resource`` at the token endpoint picks among the granted ones; without it, the single
+    granted resource, or our UserInfo endpoint for an OpenID Connect-only grant.
+    """
+    asked = params.all("resource")
+    if len(asked) > 1:
+        raise InvalidTarget("a token is bound to one resource; request one at a time")
+    if asked:
+        try:
+            uri = canonical_uri(asked[0])
+        except ValueError as exc:
+            raise InvalidTarget(f"resource {exc}") from None
+        if uri not in auth.resources:
+            raise InvalidTarget("the resource was not granted")
+    elif len(auth.resources) == 1:
+        uri = auth.resources[0]
+    elif not auth.resources and "openid" in auth.scopes:
+        return userinfo_resource(provider), provider.settings.access_token_ttl
+    else:
+        raise InvalidTarget("several resources were granted: name one in 'resource'")
+    resource = await provider.store.get_resource(uri)
+    if resource is None:
+        raise InvalidTarget("the resource no longer exists")
+    return uri, resource.token_ttl
+
+
+async def access_scopes(provider: Provider, auth: Authorization, aud: str) -> tuple[str, ...]:
+    """The granted scopes that mean something to ``aud``."""
+    if aud == userinfo_resource(provider):
+        return tuple(scope for scope in auth.scopes if scope in OIDC_ONLY - {"offline_access"})
+    resource = await provider.store.get_resource(aud)
+    offered = set(resource.scopes) if resource else set()
+    return tuple(scope for scope in auth.scopes if scope in offered)
+
+
+def narrowed(auth: Authorization, requested: str | None) -> Authorization:
+    """``auth`` limited to the requested scopes; asking for more is ``invalid_scope``."""
+    if requested is None:
+        return auth
+    asked = tuple(dict.fromkeys(requested.split()))
+    if not set(asked) <= set(auth.scopes):
+        raise InvalidScope("the requested scope exceeds what was granted")
+    return Authorization(**{**_fields(auth), "scopes": asked})
+
+
+def wants_refresh_token(client: Client, auth: Authorization) -> bool:
+    """Refresh tokens go to clients registered for the grant that asked for
+    ``offline_access``, and always to public clients (agents), which cannot keep a secret
+    and rotate on every use."""
+    if "refresh_token" not in client.grant_types:
+        return False
+    return "offline_access" in auth.scopes or client.is_public
+
+
+async def issue(
+    provider: Provider,
+    client: Client,
+    auth: Authorization,
+    params: Params,
+    *,
+    family: tuple[str, int] | None = None,
+    scope: str | None = None,
+) -> TokenSet:
+    """Mint the token set; ``family`` continues a refresh family (id, absolute expiry).
+
+    ``scope`` narrows this access and ID token; a refresh token keeps the whole grant
+    (RFC 6749 section 6).
+    """
+    whole = auth
+    auth = narrowed(auth, scope)
+    aud, ttl = await audience(provider, params, auth)
+    now = provider.now()
+    grant = Grant(
+        subject=auth.user_id,
+        client_id=client.client_id,
+        audience=aud,
+        scopes=await access_scopes(provider, auth, aud),
+        ttl=ttl,
+        grant_type="authorization_code",
+    )
+    signer = provider.keys.signer(provider.settings.access_token_alg)
+    jti = new_jti()
+    access_token = mint_access_token(signer, provider.settings.issuer, grant, now, jti)
+    body: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer", "expires_in": ttl}
+    body["scope"] = " ".join(auth.scopes)
+    if "openid" in auth.scopes:
+        body["id_token"] = _id_token(provider, client, auth, access_token, now)
+    refresh_family = None
+    if family is not None or wants_refresh_token(client, auth):
+        refresh_family, body["refresh_token"] = await _refresh_token(provider, whole, family, now)
+    return TokenSet(body, jti, now + ttl, refresh_family)
+
+
+def _id_token(
+    provider: Provider, client: Client, auth: Authorization, access_token: str, now: int
+) -> str:
+    alg = str(client.metadata.get("id_token_signed_response_alg", DEFAULT_ALG))
+    return mint_id_token(
+        provider.keys.signer(alg),
+        provider.settings.issuer,
+        subject=auth.user_id,
+        client_id=client.client_id,
+        auth_time=auth.auth_time,
+        sid=auth.sid,
+        nonce=auth.nonce,
+        access_token=access_token,
+        now=now,
+        ttl=provider.settings.id_token_ttl,
+    )
+
+
+async def _refresh_token(
+    provider: Provider, auth: Authorization, family: tuple[str, int] | None, now: int
+) -> tuple[str, str]:
+    settings = provider.settings
+    family_id, family_expires_at = family or (
+        new_secret(nbytes=16),
+        now + settings.refresh_token_absolute_ttl,
+    )
+    value = new_secret()
+    await provider.store.add_refresh_token(
+        RefreshToken(
+            token_hash=refresh_token_hash(value),
+            family_id=family_id,
+            client_id=auth.client_id,
+            user_id=auth.user_id,
+            scopes=auth.scopes,
+            resource=" ".join(auth.resources),
+            auth_time=auth.auth_time,
+            sid=auth.sid,
+            created_at=now,
+            expires_at=min(now + settings.refresh_token_idle_ttl, family_expires_at),
+            family_expires_at=family_expires_at,
+        )
+    )
+    return family_id, value
+
+
+def refresh_token_hash(value: str) -> str:
+    return "rt:" + digest(value)
+
+
+def _fields(auth: Authorization) -> dict[str, Any]:
+    return {name: getattr(auth, name) for name in Authorization.__dataclass_fields__}
