@@ -107,9 +107,13 @@ class AccessDenied(OAuthError):
 
 
 class TooManyRequests(OAuthError):
-    """Rate limit reached; ``retry_after`` seconds until the window reopens."""
+    """Rate limit reached; ``retry_after`` seconds until the window reopens.
 
-    error = "slow_down"
+    RFC 6749 has no code for this; ``temporarily_unavailable`` says what happened and 429 with
+    ``Retry-After`` says when to try again (RFC 6585 section 4).
+    """
+
+    error = "temporarily_unavailable"
     status = 429
 
     def __init__(self, retry_after: int, *, detail: str = "") -> None:

@@ -69,7 +69,10 @@ def compose(message: Message, sender: str) -> EmailMessage:
     mime["Date"] = formatdate(localtime=False)
     mime["Message-ID"] = make_msgid(domain=_sender_domain(sender))
 
-    mime.set_content(message.text)
+    # Plain ASCII goes as 7bit so sign-in links stay readable (and clickable) in the raw
+    # message; anything else lets the email package choose an encoding.
+    plain = message.text.isascii() and all(len(line) <= 998 for line in message.text.splitlines())
+    mime.set_content(message.text, cte="7bit" if plain else None)
     if message.html is not None:
         mime.add_alternative(message.html, subtype="html")
     return mime
