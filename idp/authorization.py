@@ -32,7 +32,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 PENDING_TTL = 600
 MAX_VALUE = 2048
 # RFC 7636 section 4.2: BASE64URL(SHA256(verifier)) is exactly 43 characters.
-S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class ShowError(Exception):
@@ -206,7 +206,7 @@ async def _pkce(draft: Draft) -> None:
         raise InvalidRequest("code_challenge is required (PKCE with S256)")
     if method != "S256":
         raise InvalidRequest("code_challenge_method must be S256")
-    if not S256_CHALLENGE.match(challenge):
+    if not S256_CHALLENGE.fullmatch(challenge):
         raise InvalidRequest("code_challenge is not a valid S256 challenge")
     draft.request = replace(_request(draft), code_challenge=challenge)
 

@@ -42,6 +42,18 @@ class TokenSet:
     access_token_exp: int
     refresh_family: str | None
 
+    @property
+    def refresh_token_hash(self) -> str | None:
+        value = self.body.get("refresh_token")
+        return refresh_token_hash(value) if value else None
+
+
+async def check_request(
+    provider: Provider, auth: Authorization, params: Params, scope: str | None
+) -> None:
+    """Refuse a request :func:`issue` would refuse, before anything is consumed."""
+    await audience(provider, params, narrowed(auth, scope))
+
 
 def userinfo_resource(provider: Provider) -> str:
     return provider.settings.endpoint("/userinfo")
@@ -67,6 +79,8 @@ async def audience(provider: Provider, params: Params, auth: Authorization) -> t
         uri = auth.resources[0]
     elif not auth.resources and "openid" in auth.scopes:
         return userinfo_resource(provider), provider.settings.access_token_ttl
+    elif not auth.resources:
+        raise InvalidTarget("no resource was granted for these scopes")
     else:
         raise InvalidTarget("several resources were granted: name one in 'resource'")
     resource = await provider.store.get_resource(uri)

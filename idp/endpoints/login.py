@@ -49,7 +49,6 @@ class MagicLink:
 
     user_id: str
     request_id: str
-    browser: str
 
 
 @page_endpoint
@@ -82,7 +81,6 @@ async def email_link(request: Request) -> Response:
     browser = cookies_for(provider).read(request, BROWSER_COOKIE)
     if not csrf_ok(provider.form_key, browser, "login", form.get("csrf")):
         return error_page("Please try again", "The form expired. Reload the page.", 400)
-    assert browser is not None
     try:
         email = normalise(form.require("email"))
     except ValueError:
@@ -95,7 +93,7 @@ async def email_link(request: Request) -> Response:
     answer = page("check_email", minutes=settings.magic_link_ttl // 60)
     user = await provider.store.get_user_by_email(email)
     if user is not None:
-        link = await _new_link(provider, user, form, browser)
+        link = await _new_link(provider, user, form)
         answer.background = BackgroundTask(_send, provider, user, link)
     return answer
 
@@ -158,9 +156,9 @@ async def _rate_limit(provider: Provider, request: Request, email: str) -> None:
     await limit(provider, f"magic-email:{email}", settings.magic_link_rate_per_address, window)
 
 
-async def _new_link(provider: Provider, user: User, form: Params, browser: str) -> str:
+async def _new_link(provider: Provider, user: User, form: Params) -> str:
     token = new_secret()
-    record = MagicLink(user.user_id, form.get("request") or "", binding(browser))
+    record = MagicLink(user.user_id, form.get("request") or "")
     await provider.ephemeral.put(
         _link_key(token), orjson.dumps(asdict(record)), provider.settings.magic_link_ttl
     )

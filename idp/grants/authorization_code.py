@@ -18,7 +18,7 @@ from idp.store import Client
 from idp.token_sets import Authorization, issue
 
 GRANT_TYPE = "authorization_code"
-VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
+VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
 audit = logging.getLogger("idp.audit")
 
@@ -62,7 +62,7 @@ def check_binding(grant: CodeGrant, client: Client, params: Params) -> None:
         if verifier is not None:
             raise InvalidGrant("the code was issued without a PKCE challenge")
         raise InvalidGrant("the code has no PKCE challenge")
-    if verifier is None or not VERIFIER.match(verifier):
+    if verifier is None or not VERIFIER.fullmatch(verifier):
         raise InvalidGrant("code_verifier is missing or malformed")
     if not hmac.compare_digest(s256(verifier), grant.code_challenge):
         raise InvalidGrant("code_verifier does not match the code challenge")

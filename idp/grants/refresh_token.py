@@ -1,8 +1,10 @@
 """The refresh token grant (RFC 6749 section 6) with rotation and reuse detection.
 
 Every use rotates the token. A used token presented again means it leaked: the whole family is
-revoked (RFC 9700 section 4.14.2), except within ``refresh_grace_period`` seconds for the
-immediately previous token, which covers a client that lost the response to its last refresh.
+revoked (RFC 9700 section 4.14.2). The one exception covers a client that lost the response to
+its last refresh: for ``refresh_grace_period`` seconds after a rotation, the token just
+rotated may be presented once more, provided its successor has not been used yet; the
+successor is then retired in its place.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from idp.errors import InvalidGrant
 from idp.http import Params
 from idp.provider import Provider
 from idp.store import Client, RefreshToken
-from idp.token_sets import Authorization, issue, refresh_token_hash
+from idp.token_sets import Authorization, check_request, issue, refresh_token_hash
 
 GRANT_TYPE = "refresh_token"
 
@@ -24,11 +26,8 @@ audit = logging.getLogger("idp.audit")
 async def issue_tokens(provider: Provider, client: Client, params: Params) -> dict[str, Any]:
     token_hash = refresh_token_hash(params.require("refresh_token"))
     stored = await _live_token(provider, client, token_hash)
-    if await provider.store.use_refresh_token(token_hash, provider.now()) is None:
-        await _reused(provider, client, token_hash)
     if await provider.store.get_user(stored.user_id) is None:
         raise InvalidGrant("the person no longer exists")
-
     auth = Authorization(
         user_id=stored.user_id,
         client_id=client.client_id,
@@ -37,8 +36,16 @@ async def issue_tokens(provider: Provider, client: Client, params: Params) -> di
         auth_time=stored.auth_time,
         sid=stored.sid,
     )
+    scope = params.get("scope")
+    await check_request(provider, auth, params, scope)
+
+    first_use = await provider.store.use_refresh_token(token_hash, provider.now()) is not None
+    if not first_use:
+        await _reused(provider, client, stored)
     family = (stored.family_id, stored.family_expires_at)
-    tokens = await issue(provider, client, auth, params, family=family, scope=params.get("scope"))
+    tokens = await issue(provider, client, auth, params, family=family, scope=scope)
+    if first_use:
+        await _open_grace(provider, token_hash, tokens.refresh_token_hash)
     return tokens.body
 
 
@@ -53,21 +60,29 @@ async def _live_token(provider: Provider, client: Client, token_hash: str) -> Re
     return stored
 
 
-async def _reused(provider: Provider, client: Client, token_hash: str) -> None:
-    """A used token came back: allow it once within the grace window, else revoke all."""
-    stored = await provider.store.get_refresh_token(token_hash)
-    if stored is None:
-        raise InvalidGrant("the refresh token is invalid")
-    family = await provider.store.list_refresh_family(stored.family_id)
-    latest_used = max(token.used_at for token in family)
+async def _open_grace(provider: Provider, used: str, successor: str | None) -> None:
+    """Remember, for the grace period, which token replaced ``used``."""
     grace = provider.settings.refresh_grace_period
-    if stored.used_at == latest_used and provider.now() - stored.used_at <= grace:
-        for token in family:
-            if token.used_at == 0:
-                await provider.store.delete_refresh_token(token.token_hash)
-        return
+    if grace > 0 and successor is not None:
+        until = provider.now() + grace
+        await provider.ephemeral.put(_grace_key(used), f"{until} {successor}".encode(), grace)
+
+
+async def _reused(provider: Provider, client: Client, stored: RefreshToken) -> None:
+    """A used token came back: let it through once within the grace window if its successor
+    is still unused (and retire that successor), else revoke the whole family."""
+    grace = await provider.ephemeral.take(_grace_key(stored.token_hash))
+    until, _, successor = (grace or b"").decode().partition(" ")
+    if successor and int(until) >= provider.now():
+        retired = await provider.store.use_refresh_token(successor, provider.now())
+        if retired is not None:
+            return
     await provider.store.revoke_refresh_family(stored.family_id)
     audit.warning(
         "refresh token reuse", extra={"event": "refresh_reuse", "client_id": client.client_id}
     )
     raise InvalidGrant("the refresh token was already used; the grant is revoked")
+
+
+def _grace_key(token_hash: str) -> str:
+    return f"refresh-grace:{token_hash}"
