@@ -8,7 +8,12 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from idp.config import Settings
 from idp.endpoints import (
@@ -24,7 +29,36 @@ from idp.endpoints import (
     token,
     userinfo,
 )
+from idp.http import no_store_json
 from idp.provider import Provider, open_provider
+
+MAX_HEADER_BYTES = 16 * 1024
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and methods answer in JSON like every other error."""
+    assert isinstance(exc, HTTPException)
+    body = {"error": "invalid_request", "error_description": exc.detail}
+    response = no_store_json(body, exc.status_code)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+class HeaderLimit:
+    """Refuse requests whose headers add up to more than :data:`MAX_HEADER_BYTES` (431)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(name) + len(value) for name, value in scope["headers"])
+            if size > MAX_HEADER_BYTES:
+                body = {"error": "invalid_request", "error_description": "headers too large"}
+                await no_store_json(body, 431)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def routes(settings: Settings) -> list[BaseRoute]:
@@ -71,7 +105,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
                 methods=["GET"],
             )
         )
-        return [*well_known, Mount(prefix, routes=endpoints)]
+        return [*well_known, Mount(prefix, app=Router(endpoints, redirect_slashes=False))]
     return [*well_known, *endpoints]
 
 
@@ -92,7 +126,15 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
             if own:
                 await app.state.provider.close()
 
-    app = Starlette(routes=routes(settings), lifespan=lifespan)
+    app = Starlette(
+        routes=routes(settings),
+        lifespan=lifespan,
+        middleware=[Middleware(HeaderLimit)],
+        exception_handlers={HTTPException: http_error},
+    )
+    # A POST to "/token/" must not be answered with a 307 to "/token" on the Host the client
+    # named: that would resend its credentials (SECURITY.md: 303, never 307).
+    app.router.redirect_slashes = False
     if provider is not None:
         app.state.provider = provider
     return app

@@ -85,6 +85,7 @@ class AuthorizationRequest:
     login_hint: str | None = None
     created_at: int = 0
     browser: str = ""
+    stale_session: str = ""
     request_id: str = field(default="")
 
     @property
@@ -120,6 +121,8 @@ async def parse(provider: Provider, params: Params, browser: str) -> Authorizati
 
 
 async def _client(draft: Draft) -> None:
+    if {"client_id", "redirect_uri"} & set(draft.params.repeated()):
+        raise ShowError("The request repeats client_id or redirect_uri.")
     client_id = draft.params.get("client_id")
     if client_id is None:
         raise ShowError("The request names no client (client_id is missing).")
@@ -159,25 +162,33 @@ def match_redirect_uri(client: Client, given: str | None, *, oidc: bool) -> str 
 
 
 def _same_loopback(registered: str, given: str) -> bool:
-    """``given`` is ``registered`` but for the port, and both are http loopback URIs."""
+    """``given`` is ``registered`` to the letter but for the port, on an http loopback host."""
     try:
         ours, theirs = urlsplit(registered), urlsplit(given)
         _ = theirs.port
     except ValueError:
         return False
-    return (
-        ours.scheme == theirs.scheme == "http"
-        and ours.hostname in LOOPBACK_HOSTS
-        and _host_part(ours.netloc) == _host_part(theirs.netloc)
-        and (ours.path, ours.query) == (theirs.path, theirs.query)
-        and "#" not in given
-    )
+    if not (ours.scheme == theirs.scheme == "http" and ours.hostname in LOOPBACK_HOSTS):
+        return False
+    return _without_port(registered, ours.netloc) == _without_port(given, theirs.netloc)
+
+
+def _without_port(uri: str, netloc: str) -> str:
+    start = uri.index("//") + 2
+    assert uri[start : start + len(netloc)] == netloc
+    return uri[:start] + _host_part(netloc) + uri[start + len(netloc) :]
 
 
 def _host_part(netloc: str) -> str:
     """The netloc without its port, exactly as written (``[::1]`` keeps its brackets)."""
     host, colon, port = netloc.rpartition(":")
     return host if colon and port.isdigit() and not netloc.endswith("]") else netloc
+
+
+async def _no_repeats(draft: Draft) -> None:
+    repeated = draft.params.repeated()
+    if repeated:
+        raise InvalidRequest(f"parameter '{repeated[0]}' is repeated")
 
 
 async def _no_request_objects(draft: Draft) -> None:
@@ -272,6 +283,7 @@ def _request(draft: Draft) -> AuthorizationRequest:
 CHECKS: tuple[Check, ...] = (
     _client,
     _redirect_uri,
+    _no_repeats,
     _no_request_objects,
     _response_type,
     _pkce,

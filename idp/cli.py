@@ -21,11 +21,12 @@ from idp.endpoints.registration import CLIENT_ID_PREFIX
 from idp.hashing import SecretHasher, new_secret
 from idp.keys import KeyRing
 from idp.provider import Provider, ensure_schema, open_provider
-from idp.resources import MAX_RESOURCE_TTL, canonical_uri
-from idp.store import Client, Resource, User
+from idp.resources import MAX_RESOURCE_TTL, canonical_uri, valid_scope_token
+from idp.store import Client, Resource, StoreError, User
 from idp.store.connect import open_store
 
 USER_ID_PREFIX = "usr_"
+MIN_CHOSEN_SECRET = 16
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -44,7 +45,7 @@ def run(coroutine: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return asyncio.run(coroutine(*args, **kwargs))
-        except ConfigError as exc:
+        except (ConfigError, StoreError, ValueError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
@@ -69,8 +70,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the provider over HTTP."""
     import uvicorn
@@ -78,7 +79,7 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = settings_or_exit()
     try:
         asyncio.run(_prepare_schema(settings))
-    except ConfigError as exc:
+    except (ConfigError, StoreError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
     click.echo(f"idp listening on http://{host}:{port} (issuer {settings.issuer})")
@@ -213,12 +214,26 @@ async def clients_delete(client_id: str) -> None:
 @clients.command("add")
 @click.option("--name", required=True, help="client_name shown to people")
 @click.option("--scope", default="", help="space-separated scopes the client may ask for")
-@click.option("--secret", default=None, help="choose the secret (hashed with argon2id)")
+@click.option(
+    "--secret", default=None, help=f"choose the secret, {MIN_CHOSEN_SECRET}+ characters (argon2id)"
+)
 @run
 async def clients_add(name: str, scope: str, secret: str | None) -> None:
     """Create a confidential client for the client credentials grant; prints its secret once."""
+    if not name.strip():
+        raise click.BadParameter("must not be empty", param_hint="--name")
+    if secret is not None and len(secret) < MIN_CHOSEN_SECRET:
+        raise click.BadParameter(
+            f"must be at least {MIN_CHOSEN_SECRET} characters", param_hint="--secret"
+        )
 
     async def body(provider: Provider) -> None:
+        offered = {s for r in await provider.store.list_resources() for s in r.scopes}
+        unknown = sorted(set(scope.split()) - offered)
+        if unknown:
+            raise click.BadParameter(
+                f"no resource offers {' '.join(unknown)}", param_hint="--scope"
+            )
         hasher: SecretHasher = provider.hasher
         value = secret if secret is not None else new_secret()
         metadata: dict[str, Any] = {
@@ -233,7 +248,9 @@ async def clients_add(name: str, scope: str, secret: str | None) -> None:
             client_id=CLIENT_ID_PREFIX + new_secret(nbytes=16),
             metadata=metadata,
             created_at=provider.now(),
-            secret_hash=hasher.hash_chosen(value) if secret else hasher.hash_generated(value),
+            secret_hash=hasher.hash_chosen(value)
+            if secret is not None
+            else hasher.hash_generated(value),
         )
         await provider.store.create_client(client)
         echo_json({"client_id": client.client_id, "client_secret": value})
@@ -258,6 +275,9 @@ async def resources_add(uri: str, scopes: str, token_ttl: int | None) -> None:
         canonical = canonical_uri(uri)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="URI") from None
+    bad = [scope for scope in scopes.split() if not valid_scope_token(scope)]
+    if bad:
+        raise click.BadParameter(f"not valid scope tokens: {bad}", param_hint="--scopes")
     resource = Resource(
         uri=canonical,
         scopes=tuple(dict.fromkeys(scopes.split())),

@@ -8,6 +8,7 @@ failure is ``invalid_client``; the description never says whether the client exi
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 from base64 import b64decode
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from starlette.requests import Request
 
 from idp.errors import InvalidClient, InvalidRequest
 from idp.fetch import FetchError
-from idp.hashing import digest
+from idp.hashing import SLOW_PREFIX, digest
 from idp.http import Params
 from idp.jose import (
     ASYMMETRIC,
@@ -33,8 +34,10 @@ from idp.jose import (
     verify_compact,
 )
 from idp.provider import Provider
+from idp.ratelimit import limit
 from idp.store import Client
 
+CHOSEN_SECRET_ATTEMPTS = 30
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_MAX_LIFETIME = 600
 
@@ -52,7 +55,7 @@ class Presented:
 async def authenticate(provider: Provider, request: Request, params: Params) -> Client:
     """The authenticated client, or :class:`InvalidClient`."""
     presented = presented_credentials(request, params)
-    basic = presented.method == "client_secret_basic"
+    basic = "authorization" in request.headers
     client = await provider.store.get_client(presented.client_id)
     if client is None:
         raise InvalidClient("client authentication failed", detail="unknown client", basic=basic)
@@ -63,7 +66,7 @@ async def authenticate(provider: Provider, request: Request, params: Params) -> 
             basic=basic,
         )
     if presented.method in ("client_secret_basic", "client_secret_post"):
-        _check_secret(provider, client, presented, basic)
+        await _check_secret(provider, client, presented, basic)
     elif presented.method == "private_key_jwt":
         await _check_assertion(provider, client, presented)
     return client
@@ -90,7 +93,7 @@ def presented_credentials(request: Request, params: Params) -> Presented:
         return found[0]
     client_id = params.get("client_id")
     if client_id is None:
-        raise InvalidClient("client authentication is required")
+        raise InvalidClient("client authentication is required", basic=header is not None)
     return Presented("none", client_id)
 
 
@@ -98,8 +101,10 @@ def _parse_basic(encoded: str) -> Presented:
     """RFC 6749 section 2.3.1: strict base64, then form-url-decode id and secret."""
     try:
         decoded = b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):
         raise InvalidClient("malformed Basic credentials", basic=True) from None
+    if "\x00" in decoded:
+        raise InvalidClient("malformed Basic credentials", basic=True)
     client_id, colon, secret = decoded.partition(":")
     if not colon or not client_id:
         raise InvalidClient("malformed Basic credentials", basic=True)
@@ -128,7 +133,7 @@ def _unverified_subject(assertion: str) -> str:
     except (JoseError, ValueError, UnicodeError):
         raise InvalidJWT("malformed") from None
     sub = claims.get("sub") if isinstance(claims, dict) else None
-    if not isinstance(sub, str) or not sub:
+    if not isinstance(sub, str) or not sub or "\x00" in sub:
         raise InvalidJWT("no sub")
     return sub
 
@@ -142,11 +147,19 @@ def _same_client_id(presented: Presented, params: Params) -> None:
         )
 
 
-def _check_secret(provider: Provider, client: Client, presented: Presented, basic: bool) -> None:
+async def _check_secret(
+    provider: Provider, client: Client, presented: Presented, basic: bool
+) -> None:
     stored = client.secret_hash
     if stored is None or presented.secret is None:
         raise InvalidClient("client authentication failed", basic=basic)
-    if not provider.hasher.verify(presented.secret, stored):
+    if stored.startswith(SLOW_PREFIX):
+        # A chosen secret may be guessable: limit attempts, and keep argon2 off the event loop.
+        await limit(provider, f"client-auth:{client.client_id}", CHOSEN_SECRET_ATTEMPTS, 60)
+        valid = await asyncio.to_thread(provider.hasher.verify, presented.secret, stored)
+    else:
+        valid = provider.hasher.verify(presented.secret, stored)
+    if not valid:
         raise InvalidClient("client authentication failed", detail="wrong secret", basic=basic)
     expires = client.secret_expires_at
     if expires and expires <= provider.now():

@@ -7,10 +7,15 @@ is dropped, as RFC 7591 section 2 asks.
 
 from __future__ import annotations
 
+import base64
+import unicodedata
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
 
 from idp.errors import InvalidClientMetadata, InvalidRedirectUri
 from idp.jose import ASYMMETRIC
@@ -24,6 +29,8 @@ DANGEROUS_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob",
 TEXT_FIELDS = ("client_name", "software_id", "software_version")
 URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 MAX_REDIRECT_URIS = 20
+MAX_KEYS = 10
+MIN_RSA_BITS = 2048
 ID_TOKEN_ALGS = ("RS256", "ES256")
 MAX_TEXT = 512
 
@@ -176,15 +183,12 @@ def _keys(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Policy) ->
             raise InvalidClientMetadata("jwks_uri must be an https URL")
         cleaned["jwks_uri"] = jwks_uri
     if jwks is not None:
-        keys = jwks.get("keys") if isinstance(jwks, dict) else None
-        if not isinstance(keys, list) or not keys or not all(_is_public_jwk(k) for k in keys):
-            raise InvalidClientMetadata("jwks must be a JWK Set of public keys")
-        cleaned["jwks"] = {"keys": keys}
+        cleaned["jwks"] = {"keys": _public_keys(jwks)}
     if cleaned["token_endpoint_auth_method"] == "private_key_jwt" and not (jwks or jwks_uri):
         raise InvalidClientMetadata("private_key_jwt needs jwks or jwks_uri")
     alg = submitted.get("token_endpoint_auth_signing_alg")
     if alg is not None:
-        if alg not in ASYMMETRIC:
+        if not isinstance(alg, str) or alg not in ASYMMETRIC:
             raise InvalidClientMetadata("token_endpoint_auth_signing_alg is not supported")
         cleaned["token_endpoint_auth_signing_alg"] = alg
 
@@ -193,8 +197,10 @@ def _descriptive(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Pol
     for name in TEXT_FIELDS:
         value = submitted.get(name)
         if value is not None:
-            if not isinstance(value, str) or len(value) > MAX_TEXT:
-                raise InvalidClientMetadata(f"{name} must be a string of at most {MAX_TEXT}")
+            if not isinstance(value, str) or len(value) > MAX_TEXT or not _printable(value):
+                raise InvalidClientMetadata(
+                    f"{name} must be printable text of at most {MAX_TEXT} characters"
+                )
             cleaned[name] = value
     for name in URL_FIELDS:
         value = submitted.get(name)
@@ -203,6 +209,8 @@ def _descriptive(submitted: dict[str, Any], cleaned: dict[str, Any], policy: Pol
                 raise InvalidClientMetadata(f"{name} must be an https URL")
             cleaned[name] = value
     contacts = _string_list(submitted, "contacts", [])
+    if not all(_printable(item) and len(item) <= MAX_TEXT for item in contacts):
+        raise InvalidClientMetadata("contacts must be printable text")
     if contacts:
         cleaned["contacts"] = contacts
 
@@ -231,7 +239,40 @@ def _is_https_url(value: object) -> bool:
 
 
 def _has_control_characters(value: str) -> bool:
-    return any(ord(char) <= 0x20 or ord(char) == 0x7F for char in value)
+    """Spaces, controls and anything outside ASCII have no place in a URI (RFC 3986)."""
+    return any(ord(char) <= 0x20 or ord(char) >= 0x7F for char in value)
+
+
+def _printable(value: str) -> bool:
+    """No control or format characters (which include the bidirectional overrides)."""
+    return not any(unicodedata.category(char) in ("Cc", "Cf") for char in value)
+
+
+def _public_keys(jwks: object) -> list[dict[str, Any]]:
+    """A JWK Set of at most :data:`MAX_KEYS` usable public keys (RSA of 2048 bits or more)."""
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list) or not 0 < len(keys) <= MAX_KEYS:
+        raise InvalidClientMetadata(f"jwks must be a JWK Set of 1 to {MAX_KEYS} public keys")
+    if not all(_is_public_jwk(key) for key in keys):
+        raise InvalidClientMetadata("jwks must hold public keys only")
+    if any(key["kty"] == "RSA" and _rsa_bits(key) < MIN_RSA_BITS for key in keys):
+        raise InvalidClientMetadata(f"RSA keys must have at least {MIN_RSA_BITS} bits")
+    try:
+        KeySet.import_key_set({"keys": keys})
+    except (JoseError, ValueError, TypeError, KeyError):
+        raise InvalidClientMetadata("jwks holds a key that is not valid") from None
+    return keys
+
+
+def _rsa_bits(key: dict[str, Any]) -> int:
+    modulus = key.get("n")
+    if not isinstance(modulus, str):
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
+    except ValueError:
+        return 0
+    return int.from_bytes(raw, "big").bit_length()
 
 
 def _is_public_jwk(key: object) -> bool:

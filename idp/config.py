@@ -87,6 +87,30 @@ class Settings(BaseSettings):
         _ = parts.port  # raises on a malformed port
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite:///, postgresql:// or postgres://")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_is_supported(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parts = urlsplit(value.get_secret_value())
+            if parts.scheme not in ("redis", "rediss", "unix") or not (parts.netloc or parts.path):
+                raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("registration_initial_access_token")
+    @classmethod
+    def _initial_token_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return value
+
     @field_validator("key_encryption_key")
     @classmethod
     def _kek_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
@@ -100,6 +124,16 @@ class Settings(BaseSettings):
         for item in value.replace(",", " ").split():
             ipaddress.ip_network(item, strict=False)
         return value
+
+    @model_validator(mode="after")
+    def _keys_publish_before_they_sign(self) -> Settings:
+        """A next key must be in every verifier's cached JWKS before it signs (SECURITY.md)."""
+        if self.key_publish_delay < self.jwks_max_age + self.key_refresh_interval:
+            raise ValueError(
+                "IDP_KEY_PUBLISH_DELAY: must be at least IDP_JWKS_MAX_AGE + "
+                "IDP_KEY_REFRESH_INTERVAL, so a new key is published before it signs"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_rules(self) -> Settings:

@@ -41,21 +41,29 @@ class Params:
     values: Mapping[str, tuple[str, ...]]
 
     @classmethod
-    def parse(cls, pairs: Iterable[tuple[str, str]]) -> Params:
+    def parse(cls, pairs: Iterable[tuple[str, str]], *, strict: bool = True) -> Params:
+        """``strict=False`` keeps repeated values for the caller to refuse later, as the
+        authorization endpoint must (it can only redirect errors once it trusts the client)."""
         values: dict[str, list[str]] = {}
         for name, value in pairs:
+            if "\x00" in name or "\x00" in value:
+                raise InvalidRequest("parameters must not contain NUL characters")
             if value == "":
                 continue
             values.setdefault(name, []).append(value)
-        for name, items in values.items():
-            if len(items) > 1 and name not in REPEATABLE:
-                raise InvalidRequest(f"parameter '{name}' is repeated")
+        repeated = [name for name, items in values.items() if len(items) > 1]
+        if strict and set(repeated) - REPEATABLE:
+            raise InvalidRequest(f"parameter '{sorted(set(repeated) - REPEATABLE)[0]}' is repeated")
         frozen = {name: tuple(items) for name, items in values.items()}
         return cls(MappingProxyType(frozen))
 
     def get(self, name: str) -> str | None:
         items = self.values.get(name)
         return items[0] if items else None
+
+    def repeated(self) -> list[str]:
+        """Names given more than once that may not repeat."""
+        return sorted(n for n, v in self.values.items() if len(v) > 1 and n not in REPEATABLE)
 
     def all(self, name: str) -> tuple[str, ...]:
         return self.values.get(name, ())
@@ -86,7 +94,7 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_form(request: Request, max_bytes: int) -> Params:
+async def read_form(request: Request, max_bytes: int, *, strict: bool = True) -> Params:
     """Parse an ``application/x-www-form-urlencoded`` body (RFC 6749 appendix B)."""
     if media_type(request) != FORM:
         raise InvalidRequest(f"the body must be {FORM}")
@@ -96,7 +104,7 @@ async def read_form(request: Request, max_bytes: int) -> Params:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
     except (UnicodeDecodeError, ValueError):
         raise InvalidRequest("the body is not a valid form") from None
-    return Params.parse(pairs)
+    return Params.parse(pairs, strict=strict)
 
 
 async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
@@ -104,6 +112,8 @@ async def read_json_object(request: Request, max_bytes: int) -> dict[str, Any]:
     if media_type(request) != JSON:
         raise InvalidRequest(f"the body must be {JSON}")
     body = await read_body(request, max_bytes)
+    if b"\\u0000" in body or b"\x00" in body:
+        raise InvalidRequest("the body must not contain NUL characters")
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError:

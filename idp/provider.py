@@ -108,16 +108,18 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
     mailer = open_mailer(settings)
     store = await open_store(settings.database_url.get_secret_value())
     closers: list[Any] = [store.close]
+    ephemeral: Ephemeral = store
     try:
         await ensure_schema(store, settings)
+        if settings.redis_url is not None:
+            redis = open_redis(settings.redis_url.get_secret_value(), settings.redis_prefix)
+            closers.append(redis.close)
+            ephemeral = redis
+            await redis.ping()
     except BaseException:
-        await store.close()
+        for closer in reversed(closers):
+            await closer()
         raise
-    ephemeral: Ephemeral = store
-    if settings.redis_url is not None:
-        redis = open_redis(settings.redis_url.get_secret_value(), settings.redis_prefix)
-        closers.append(redis.close)
-        ephemeral = redis
     catalogue = Catalogue()
     retention = lambda: catalogue.longest_ttl(settings.access_token_ttl) + settings.clock_leeway  # noqa: E731
     keys = KeyRing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from idp.errors import InvalidScope, InvalidTarget
@@ -9,6 +10,12 @@ from idp.http import Params
 from idp.store import Client, Resource, Store
 
 MAX_RESOURCE_TTL = 86400
+# RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def valid_scope_token(scope: str) -> bool:
+    return SCOPE_TOKEN.fullmatch(scope) is not None
 
 
 def canonical_uri(uri: str) -> str:
@@ -17,12 +24,15 @@ def canonical_uri(uri: str) -> str:
     Raises ``ValueError`` for anything else. The path is kept as it is: a trailing slash is
     significant.
     """
+    if any(ord(char) <= 0x20 or ord(char) >= 0x7F for char in uri):
+        raise ValueError("must not contain spaces, control or non-ASCII characters")
     try:
         parts = urlsplit(uri)
+        _ = parts.port
     except ValueError:
-        raise ValueError("not a valid URI") from None
+        raise ValueError("is not a valid URI") from None
     if not parts.scheme or not parts.netloc or "#" in uri:
-        raise ValueError("must be an absolute URI without a fragment")
+        raise ValueError("must be an absolute URI with a host and without a fragment")
     if parts.username is not None or parts.password is not None:
         raise ValueError("must not carry user information")
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))

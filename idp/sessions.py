@@ -8,7 +8,7 @@ value planted before sign-in is worthless after it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import orjson
 from starlette.requests import Request
@@ -28,6 +28,7 @@ class Session:
     auth_time: int
     expires_at: int
     method: str
+    idle_until: int = 0
 
 
 def _key(cookie_value: str) -> str:
@@ -48,10 +49,9 @@ async def current_session(provider: Provider, request: Request) -> Session | Non
         return None
     session = Session(**orjson.loads(raw))
     now = provider.now()
-    if session.expires_at <= now:
+    if session.expires_at <= now or session.idle_until <= now:
         return None
-    await _save(provider, value, session, now)
-    return session
+    return await _save(provider, value, session, now)
 
 
 async def start_session(
@@ -68,7 +68,7 @@ async def start_session(
         method=method,
     )
     value = new_secret()
-    await _save(provider, value, session, now)
+    session = await _save(provider, value, session, now)
     cookies_for(provider).write(
         response, SESSION_COOKIE, value, provider.settings.session_absolute_ttl
     )
@@ -86,6 +86,14 @@ async def _forget(provider: Provider, request: Request) -> None:
         await provider.ephemeral.delete(_key(value))
 
 
-async def _save(provider: Provider, value: str, session: Session, now: int) -> None:
-    ttl = min(provider.settings.session_idle_ttl, session.expires_at - now)
-    await provider.ephemeral.put(_key(value), orjson.dumps(asdict(session)), max(ttl, 1))
+async def _save(provider: Provider, value: str, session: Session, now: int) -> Session:
+    """Store the session with its idle expiry moved to ``now`` + the idle lifetime.
+
+    Expiry is checked on our clock; the store's own expiry only clears the row.
+    """
+    idle_until = min(now + provider.settings.session_idle_ttl, session.expires_at)
+    session = replace(session, idle_until=idle_until)
+    await provider.ephemeral.put(
+        _key(value), orjson.dumps(asdict(session)), max(idle_until - now, 1)
+    )
+    return session

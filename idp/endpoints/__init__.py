@@ -29,8 +29,12 @@ def oauth_endpoint(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except OAuthError as exc:
-            if exc.detail:
-                log.info("request refused", extra={"error": exc.error, "detail": exc.detail})
+            log.info(
+                "request refused: %s (%s)",
+                exc.error,
+                exc.detail or exc.description,
+                extra={"error": exc.error},
+            )
             return exc.response()
         except StoreError as exc:
             log.error("storage failed", extra={"detail": type(exc).__name__}, exc_info=exc)

@@ -8,6 +8,7 @@ When nothing is missing, a code goes back to the client's redirect URI.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -47,8 +48,10 @@ async def authorize(request: Request) -> Response:
 
 async def _authorize(provider: Provider, request: Request, browser: str) -> Response:
     params = await _params(provider, request)
+    session = await current_session(provider, request)
     try:
         checked = await authorization.parse(provider, params, binding(browser))
+        checked = replace(checked, stale_session=session.sid if session else "")
     except ShowError as exc:
         return error_page("This sign-in request cannot be used", exc.message)
     except Refused as exc:
@@ -94,8 +97,9 @@ async def proceed(provider: Provider, request: Request, pending: AuthorizationRe
 
 def needs_login(provider: Provider, pending: AuthorizationRequest, session: Session) -> bool:
     """``prompt=login`` / ``select_account`` and ``max_age`` want a sign-in made after the
-    request started, or (``max_age``) recent enough."""
-    fresh = session.auth_time >= pending.created_at
+    request started (a session other than the one the browser had then), or, for
+    ``max_age``, one recent enough."""
+    fresh = session.sid != pending.stale_session and session.auth_time >= pending.created_at
     if {"login", "select_account"} & set(pending.prompt) and not fresh:
         return True
     if pending.max_age is not None and not fresh:
@@ -136,5 +140,5 @@ async def _send_to(provider: Provider, pending: AuthorizationRequest, path: str)
 
 async def _params(provider: Provider, request: Request) -> Params:
     if request.method == "GET":
-        return Params.parse(request.query_params.multi_items())
-    return await read_form(request, provider.settings.max_body_bytes)
+        return Params.parse(request.query_params.multi_items(), strict=False)
+    return await read_form(request, provider.settings.max_body_bytes, strict=False)

@@ -49,6 +49,7 @@ class MagicLink:
 
     user_id: str
     request_id: str
+    expires_at: int
 
 
 @page_endpoint
@@ -128,6 +129,8 @@ async def sign_in(request: Request) -> Response:
     assert browser is not None
     raw = await provider.ephemeral.take(_link_key(form.get("token") or ""))
     link = MagicLink(**orjson.loads(raw)) if raw else None
+    if link is not None and link.expires_at <= provider.now():
+        link = None
     user = await provider.store.get_user(link.user_id) if link else None
     if link is None or user is None:
         audit.info("magic link refused", extra={"event": "login_failed", "method": "magic_link"})
@@ -158,7 +161,8 @@ async def _rate_limit(provider: Provider, request: Request, email: str) -> None:
 
 async def _new_link(provider: Provider, user: User, form: Params) -> str:
     token = new_secret()
-    record = MagicLink(user.user_id, form.get("request") or "")
+    expires_at = provider.now() + provider.settings.magic_link_ttl
+    record = MagicLink(user.user_id, form.get("request") or "", expires_at)
     await provider.ephemeral.put(
         _link_key(token), orjson.dumps(asdict(record)), provider.settings.magic_link_ttl
     )

@@ -44,7 +44,6 @@ async def register(request: Request) -> Response:
     settings = provider.settings
     if not settings.registration_enabled:
         raise AccessDenied("dynamic client registration is disabled")
-    _check_initial_access_token(provider, request)
     address = client_address(request, settings.proxy_networks)
     await limit(
         provider,
@@ -52,6 +51,7 @@ async def register(request: Request) -> Response:
         settings.registration_rate_limit,
         settings.registration_rate_window,
     )
+    _check_initial_access_token(provider, request)
 
     submitted = await read_json_object(request, settings.max_body_bytes)
     metadata = await _validate(provider, submitted)
@@ -170,7 +170,8 @@ async def _registered_client(provider: Provider, request: Request) -> Client:
     Every failure looks the same, so the endpoint does not reveal which client ids exist.
     """
     token = _bearer(request)
-    client = await provider.store.get_client(request.path_params["client_id"])
+    client_id = request.path_params["client_id"]
+    client = None if "\x00" in client_id else await provider.store.get_client(client_id)
     stored = client.registration_token_hash if client else None
     if client is None or stored is None or not provider.hasher.verify(token, stored):
         raise InvalidToken("the registration access token is not valid")
