@@ -21,25 +21,25 @@ import orjson
 from idp.store import StoreError
 from idp.store.migrations import Migration, load_migrations, pending, split_statements
 from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
+from idp.store.sql import (
+    SELECT_CLIENTS,
+)
+from idp.store.sql import (
+    SELECT_CONSENTS,
+)
+from idp.store.sql import (
+    SELECT_KEYS,
+)
+from idp.store.sql import (
+    SELECT_REFRESH,
+)
+from idp.store.sql import (
+    SELECT_USERS,
+)
 
 __all__ = ["SQLiteStore"]
 
 MEMORY = ":memory:"
-
-_SELECT_CLIENTS = (
-    "SELECT client_id, metadata, created_at, secret_hash, secret_expires_at,"
-    " registration_token_hash FROM clients"
-)
-_SELECT_KEYS = (
-    "SELECT kid, alg, generation, private_jwe, public_jwk, created_at, activates_at"
-    " FROM signing_keys"
-)
-_SELECT_USERS = "SELECT user_id, email, email_verified, name, created_at FROM users"
-_SELECT_CONSENTS = "SELECT user_id, client_id, resource, scopes, granted_at FROM consents"
-_SELECT_REFRESH = (
-    "SELECT token_hash, family_id, client_id, user_id, scopes, resource, auth_time, sid,"
-    " created_at, expires_at, family_expires_at, used_at FROM refresh_tokens"
-)
 
 
 class SQLiteStore:
@@ -171,7 +171,7 @@ class SQLiteStore:
 
     async def get_client(self, client_id: str) -> Client | None:
         """The client, or None."""
-        sql = _SELECT_CLIENTS + " WHERE client_id = ?"
+        sql = SELECT_CLIENTS + " WHERE client_id = ?"
         rows = await self._fetch(sql, (client_id,))
         return _client(rows[0]) if rows else None
 
@@ -190,7 +190,7 @@ class SQLiteStore:
 
     async def list_clients(self) -> list[Client]:
         """All clients, oldest first (ties by id)."""
-        sql = _SELECT_CLIENTS + " ORDER BY created_at, client_id"
+        sql = SELECT_CLIENTS + " ORDER BY created_at, client_id"
         return [_client(row) for row in await self._fetch(sql)]
 
     # Resources
@@ -235,7 +235,7 @@ class SQLiteStore:
 
     async def list_signing_keys(self) -> list[SigningKey]:
         """All stored keys, ordered by algorithm then generation."""
-        sql = _SELECT_KEYS + " ORDER BY alg, generation"
+        sql = SELECT_KEYS + " ORDER BY alg, generation"
         return [_signing_key(row) for row in await self._fetch(sql)]
 
     async def delete_signing_key(self, kid: str) -> bool:
@@ -255,17 +255,17 @@ class SQLiteStore:
 
     async def get_user(self, user_id: str) -> User | None:
         """The person, or None."""
-        rows = await self._fetch(_SELECT_USERS + " WHERE user_id = ?", (user_id,))
+        rows = await self._fetch(SELECT_USERS + " WHERE user_id = ?", (user_id,))
         return _user(rows[0]) if rows else None
 
     async def get_user_by_email(self, email: str) -> User | None:
         """The person with exactly this (normalised) email, or None."""
-        rows = await self._fetch(_SELECT_USERS + " WHERE email = ?", (email,))
+        rows = await self._fetch(SELECT_USERS + " WHERE email = ?", (email,))
         return _user(rows[0]) if rows else None
 
     async def list_users(self) -> list[User]:
         """All people, oldest first (ties by id)."""
-        rows = await self._fetch(_SELECT_USERS + " ORDER BY created_at, user_id")
+        rows = await self._fetch(SELECT_USERS + " ORDER BY created_at, user_id")
         return [_user(row) for row in rows]
 
     async def delete_user(self, user_id: str) -> bool:
@@ -286,13 +286,13 @@ class SQLiteStore:
 
     async def get_consent(self, user_id: str, client_id: str, resource: str) -> Consent | None:
         """The consent for (user, client, resource), or None."""
-        sql = _SELECT_CONSENTS + " WHERE user_id = ? AND client_id = ? AND resource = ?"
+        sql = SELECT_CONSENTS + " WHERE user_id = ? AND client_id = ? AND resource = ?"
         rows = await self._fetch(sql, (user_id, client_id, resource))
         return _consent(rows[0]) if rows else None
 
     async def list_consents(self, user_id: str) -> list[Consent]:
         """A person's consents, oldest first (ties by client, then resource)."""
-        sql = _SELECT_CONSENTS + " WHERE user_id = ? ORDER BY granted_at, client_id, resource"
+        sql = SELECT_CONSENTS + " WHERE user_id = ? ORDER BY granted_at, client_id, resource"
         return [_consent(row) for row in await self._fetch(sql, (user_id,))]
 
     async def delete_consent(self, user_id: str, client_id: str, resource: str) -> bool:
@@ -328,12 +328,12 @@ class SQLiteStore:
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         """The token, used or not, or None."""
-        rows = await self._fetch(_SELECT_REFRESH + " WHERE token_hash = ?", (token_hash,))
+        rows = await self._fetch(SELECT_REFRESH + " WHERE token_hash = ?", (token_hash,))
         return _refresh_token(rows[0]) if rows else None
 
     async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
         """Every token of a family, oldest first (ties by hash)."""
-        sql = _SELECT_REFRESH + " WHERE family_id = ? ORDER BY created_at, token_hash"
+        sql = SELECT_REFRESH + " WHERE family_id = ? ORDER BY created_at, token_hash"
         return [_refresh_token(row) for row in await self._fetch(sql, (family_id,))]
 
     async def delete_refresh_token(self, token_hash: str) -> bool:
