@@ -20,17 +20,9 @@ from idp.store.migrations import Migration, load_migrations, pending
 from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
 from idp.store.sql import (
     SELECT_CLIENTS,
-)
-from idp.store.sql import (
     SELECT_CONSENTS,
-)
-from idp.store.sql import (
     SELECT_KEYS,
-)
-from idp.store.sql import (
     SELECT_REFRESH,
-)
-from idp.store.sql import (
     SELECT_USERS,
 )
 
