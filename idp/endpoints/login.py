@@ -105,11 +105,17 @@ async def confirm_page(request: Request) -> Response:
     provider = provider_of(request)
     cookies = cookies_for(provider)
     browser, new = browser_id(cookies, request)
-    token = request.query_params.get("token", "")
+    token = request.query_params.get("token", "")[:128]
+    user = await _link_owner(provider, token)
+    if user is None:
+        return _unusable_link()
+    # Naming the account lets a person notice a link someone else sent to sign them in as
+    # that someone (login CSRF) before they press the button.
     response = page(
         "magic_confirm",
         action=provider.settings.endpoint("/login/magic"),
-        token=token[:128],
+        token=token,
+        email=user.email,
         csrf=csrf_token(provider.form_key, browser, "magic"),
     )
     if new:
@@ -134,11 +140,7 @@ async def sign_in(request: Request) -> Response:
     user = await provider.store.get_user(link.user_id) if link else None
     if link is None or user is None:
         audit.info("magic link refused", extra={"event": "login_failed", "method": "magic_link"})
-        return error_page(
-            "This link cannot be used",
-            "It has expired or was already used. Ask for a new one.",
-            400,
-        )
+        return _unusable_link()
 
     pending = await authorization.load_pending(provider, link.request_id, binding(browser))
     response: Response = page("signed_in")
@@ -149,6 +151,21 @@ async def sign_in(request: Request) -> Response:
     await start_session(provider, request, response, user.user_id, "magic_link")
     audit.info("signed in", extra={"event": "login_succeeded", "method": "magic_link"})
     return response
+
+
+async def _link_owner(provider: Provider, token: str) -> User | None:
+    """Who a live link would sign in, without consuming it."""
+    raw = await provider.ephemeral.get(_link_key(token)) if token else None
+    link = MagicLink(**orjson.loads(raw)) if raw else None
+    if link is None or link.expires_at <= provider.now():
+        return None
+    return await provider.store.get_user(link.user_id)
+
+
+def _unusable_link() -> Response:
+    return error_page(
+        "This link cannot be used", "It has expired or was already used. Ask for a new one.", 400
+    )
 
 
 async def _rate_limit(provider: Provider, request: Request, email: str) -> None:

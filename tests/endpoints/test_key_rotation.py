@@ -108,9 +108,7 @@ async def test_rotation_runs_on_schedule_when_configured(tmp_path: Path, clock: 
 async def test_the_retention_covers_the_longest_resource_token_lifetime(
     tmp_path: Path, clock: Clock
 ) -> None:
-    settings = make_settings(
-        tmp_path, key_publish_delay=1, jwks_max_age=0, key_refresh_interval=1
-    )
+    settings = make_settings(tmp_path, key_publish_delay=1, jwks_max_age=0, key_refresh_interval=1)
     provider = await open_provider(settings, clock=clock)
     await provider.store.put_resource(Resource(RESOURCE, ("a",), 7200, int(clock())))
     await provider.refresh()
