@@ -21,8 +21,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from starlette.requests import Request
 
+from idp.client_keys import ClientKeysError
 from idp.errors import InvalidClient, InvalidRequest
-from idp.fetch import FetchError
 from idp.hashing import SLOW_PREFIX, digest
 from idp.http import Params
 from idp.jose import (
@@ -169,7 +169,7 @@ async def _check_secret(
 async def _check_assertion(provider: Provider, client: Client, presented: Presented) -> None:
     """RFC 7523 section 3 with the single-use ``jti`` rule of SECURITY.md."""
     assert presented.assertion is not None
-    keys = await _client_keys(provider, client)
+    keys = await _client_keys(provider, client, presented.assertion)
     registered = client.metadata.get("token_endpoint_auth_signing_alg")
     algs = {registered} if registered in ASYMMETRIC else ASYMMETRIC
     settings = provider.settings
@@ -194,17 +194,26 @@ async def _check_assertion(provider: Provider, client: Client, presented: Presen
         raise InvalidClient("client assertion was already used", detail="jti replay")
 
 
-async def _client_keys(provider: Provider, client: Client) -> KeySet:
+async def _client_keys(provider: Provider, client: Client, assertion: str) -> KeySet:
     jwks: Any = client.metadata.get("jwks")
     if jwks is None:
+        kid = _unverified_header(assertion).get("kid")
         try:
-            jwks = await provider.fetcher.get_json(client.metadata["jwks_uri"])
-        except FetchError as exc:
+            url = client.metadata["jwks_uri"]
+            return await provider.client_keys.key_set(url, kid if isinstance(kid, str) else None)
+        except ClientKeysError as exc:
             raise InvalidClient("client keys could not be fetched", detail=str(exc)) from None
     try:
         return KeySet.import_key_set(jwks)
     except (JoseError, ValueError, KeyError, TypeError):
         raise InvalidClient("client keys are not a valid JWK Set") from None
+
+
+def _unverified_header(assertion: str) -> dict[str, Any]:
+    try:
+        return dict(jws.extract_compact(assertion.encode("ascii")).headers())
+    except (JoseError, ValueError, UnicodeError):
+        return {}
 
 
 def _resolver(keys: KeySet) -> Any:

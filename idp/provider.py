@@ -16,6 +16,7 @@ from typing import Any
 
 from joserfc.jwk import OctKey
 
+from idp.client_keys import ClientKeys
 from idp.config import ConfigError, Settings
 from idp.fetch import Fetcher
 from idp.hashing import SecretHasher, derive_key
@@ -48,7 +49,7 @@ class Provider:
     ephemeral: Ephemeral
     keys: KeyRing
     hasher: SecretHasher
-    fetcher: Fetcher
+    client_keys: ClientKeys
     catalogue: Catalogue
     mailer: Mailer
     form_key: bytes
@@ -81,7 +82,7 @@ class Provider:
                 log.exception("background refresh failed")
 
     async def close(self) -> None:
-        await self.fetcher.aclose()
+        await self.client_keys.aclose()
         for closer in reversed(self.closers):
             await closer()
 
@@ -131,7 +132,7 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
         ephemeral=ephemeral,
         keys=keys,
         hasher=SecretHasher(kek.raw_value),
-        fetcher=Fetcher(),
+        client_keys=ClientKeys(Fetcher()),
         catalogue=catalogue,
         mailer=mailer,
         form_key=derive_key(kek.raw_value, "idp form tokens"),

@@ -6,7 +6,6 @@ reach them only with ``allow_private=True``. Nothing here sends traffic beyond l
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import socket
 import ssl
@@ -19,57 +18,17 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from idp.fetch import Fetcher, FetchError, FetchPolicy, is_public_address
+from tests.tls import certificate, leaf_pem
 
 MakeFetcher = Callable[..., Fetcher]
 CAP = 1024
 
 
 # --- a throw-away CA and TLS servers ------------------------------------------------------------
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[str, ec.EllipticCurvePrivateKey] | None = None,
-    names: list[x509.GeneralName] | None = None,
-) -> x509.Certificate:
-    issuer_name, issuer_key = issuer or (subject, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(_name(issuer_name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), False
-        )
-        .add_extension(x509.BasicConstraints(ca=names is None, path_length=None), True)
-    )
-    if names is not None:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _pem(certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> bytes:
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return certificate.public_bytes(serialization.Encoding.PEM) + key_pem
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -164,7 +123,7 @@ def _serve(pem: bytes, tmp: Path) -> Iterator[_Server]:
 @pytest.fixture(scope="module")
 def ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = ec.generate_private_key(ec.SECP256R1())
-    return _certificate("idp test CA", key), key
+    return certificate("idp test CA", key), key
 
 
 @pytest.fixture(scope="module")
@@ -174,20 +133,13 @@ def client_context(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]) -> s
     )
 
 
-def _leaf_pem(
-    ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey], names: list[x509.GeneralName]
-) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return _pem(_certificate("server", key, ("idp test CA", ca[1]), names), key)
-
-
 @pytest.fixture(scope="module")
 def server(
     ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[_Server]:
     names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    yield from _serve(_leaf_pem(ca, names), tmp_path_factory.mktemp("server"))
+    yield from _serve(leaf_pem(ca, names), tmp_path_factory.mktemp("server"))
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +147,7 @@ def other_server(
     ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[_Server]:
-    pem = _leaf_pem(ca, [x509.DNSName("other.invalid")])
+    pem = leaf_pem(ca, [x509.DNSName("other.invalid")])
     yield from _serve(pem, tmp_path_factory.mktemp("other"))
 
 
