@@ -30,6 +30,8 @@ OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 PROMPTS = frozenset({"none", "login", "consent", "select_account"})
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 PENDING_TTL = 600
+MAX_AGE = 10 * 365 * 86400
+MAX_AGE_DIGITS = re.compile(r"[0-9]{1,10}")
 MAX_VALUE = 2048
 # RFC 7636 section 4.2: BASE64URL(SHA256(verifier)) is exactly 43 characters.
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
@@ -261,8 +263,8 @@ async def _options(draft: Draft) -> None:
     if not set(prompt) <= PROMPTS or ("none" in prompt and len(prompt) > 1):
         raise InvalidRequest("prompt is not valid")
     max_age = params.get("max_age")
-    if max_age is not None and not max_age.isdigit():
-        raise InvalidRequest("max_age must be a non-negative integer")
+    if max_age is not None and not (MAX_AGE_DIGITS.fullmatch(max_age) and int(max_age) <= MAX_AGE):
+        raise InvalidRequest(f"max_age must be a whole number of seconds up to {MAX_AGE}")
     for name in ("state", "nonce", "login_hint"):
         if len(params.get(name) or "") > MAX_VALUE:
             raise InvalidRequest(f"{name} is too long")

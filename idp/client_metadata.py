@@ -24,7 +24,28 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", 
 SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
 APPLICATION_TYPES = ("web", "native")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-DANGEROUS_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "blob", "about", "ftp"})
+DANGEROUS_SCHEMES = frozenset(
+    {
+        "javascript",
+        "data",
+        "vbscript",
+        "file",
+        "blob",
+        "about",
+        "ftp",
+        "ws",
+        "wss",
+        "mailto",
+        "view-source",
+        "jar",
+        "filesystem",
+        "itms-services",
+        "chrome",
+        "resource",
+        "tel",
+        "sms",
+    }
+)
 # RFC 7591 section 2, plus OIDC Registration's application_type; values are strings.
 TEXT_FIELDS = ("client_name", "software_id", "software_version")
 URL_FIELDS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")

@@ -67,6 +67,15 @@ async def issue_code(
     return code
 
 
+async def peek_code(provider: Provider, code: str) -> CodeGrant | None:
+    """The live grant behind ``code`` without consuming it, for checks that must not burn it."""
+    raw = await provider.ephemeral.get(_code_key(code))
+    if raw is None:
+        return None
+    grant = _grant(orjson.loads(raw))
+    return grant if grant.expires_at > provider.now() else None
+
+
 async def take_code(provider: Provider, code: str) -> CodeGrant | None:
     """Consume the code; None if it is unknown, expired or already consumed."""
     raw = await provider.ephemeral.take(_code_key(code))

@@ -9,8 +9,19 @@ from typing import Any
 from joserfc import jwt
 
 from idp.keys import Signer
+from idp.store import User
 
 DEFAULT_ALG = "RS256"
+
+
+def standard_claims(user: User, scopes: set[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The claims the ``email`` and ``profile`` scopes release (OIDC Core section 5.4)."""
+    claims: dict[str, Any] = {}
+    if "email" in scopes:
+        claims.update(email=user.email, email_verified=user.email_verified)
+    if "profile" in scopes and user.name:
+        claims["name"] = user.name
+    return claims
 
 
 def at_hash(access_token: str) -> str:
@@ -34,8 +45,10 @@ def mint_id_token(
     access_token: str | None,
     now: int,
     ttl: int,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     claims: dict[str, Any] = {
+        **(extra or {}),
         "iss": issuer,
         "sub": subject,
         "aud": client_id,

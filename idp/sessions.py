@@ -76,8 +76,23 @@ async def start_session(
 
 
 async def end_session(provider: Provider, request: Request, response: Response) -> None:
+    """Sign out: forget the session, clear the cookie, and end the refresh tokens bound to it
+    (those granted without ``offline_access``, OpenID Connect Core section 11)."""
+    session = await current_session(provider, request)
     await _forget(provider, request)
     cookies_for(provider).clear(response, SESSION_COOKIE)
+    if session is not None:
+        ttl = provider.settings.refresh_token_absolute_ttl
+        await provider.ephemeral.put(_ended_key(session.sid), b"1", ttl)
+
+
+async def session_ended(provider: Provider, sid: str) -> bool:
+    """True if the person signed out of the session ``sid``."""
+    return await provider.ephemeral.get(_ended_key(sid)) is not None
+
+
+def _ended_key(sid: str) -> str:
+    return f"session-ended:{sid}"
 
 
 async def _forget(provider: Provider, request: Request) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from idp.errors import InvalidScope, InvalidTarget
 from idp.hashing import digest, new_secret
 from idp.http import Params
-from idp.id_tokens import DEFAULT_ALG, mint_id_token
+from idp.id_tokens import DEFAULT_ALG, mint_id_token, standard_claims
 from idp.provider import Provider
 from idp.resources import canonical_uri
 from idp.store import Client, RefreshToken
@@ -63,7 +63,8 @@ async def audience(provider: Provider, params: Params, auth: Authorization) -> t
     """The one resource this access token is for, and its token lifetime.
 
     ``resource`` at the token endpoint picks among the granted ones; without it, the single
-    granted resource, or our UserInfo endpoint for an OpenID Connect-only grant.
+    granted resource, or our UserInfo endpoint for an OpenID Connect-only grant. A grant with
+    ``openid`` may always name the UserInfo endpoint.
     """
     asked = params.all("resource")
     if len(asked) > 1:
@@ -73,6 +74,8 @@ async def audience(provider: Provider, params: Params, auth: Authorization) -> t
             uri = canonical_uri(asked[0])
         except ValueError as exc:
             raise InvalidTarget(f"resource {exc}") from None
+        if uri == userinfo_resource(provider) and "openid" in auth.scopes:
+            return uri, provider.settings.access_token_ttl
         if uri not in auth.resources:
             raise InvalidTarget("the resource was not granted")
     elif len(auth.resources) == 1:
@@ -149,17 +152,18 @@ async def issue(
     body: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer", "expires_in": ttl}
     body["scope"] = " ".join(auth.scopes)
     if "openid" in auth.scopes:
-        body["id_token"] = _id_token(provider, client, auth, access_token, now)
+        body["id_token"] = await _id_token(provider, client, auth, access_token, now)
     refresh_family = None
     if family is not None or wants_refresh_token(client, auth):
         refresh_family, body["refresh_token"] = await _refresh_token(provider, whole, family, now)
     return TokenSet(body, jti, now + ttl, refresh_family)
 
 
-def _id_token(
+async def _id_token(
     provider: Provider, client: Client, auth: Authorization, access_token: str, now: int
 ) -> str:
     alg = str(client.metadata.get("id_token_signed_response_alg", DEFAULT_ALG))
+    user = await provider.store.get_user(auth.user_id)
     return mint_id_token(
         provider.keys.signer(alg),
         provider.settings.issuer,
@@ -171,6 +175,7 @@ def _id_token(
         access_token=access_token,
         now=now,
         ttl=provider.settings.id_token_ttl,
+        extra=standard_claims(user, auth.scopes) if user else None,
     )
 
 

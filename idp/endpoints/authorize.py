@@ -100,7 +100,7 @@ def needs_login(provider: Provider, pending: AuthorizationRequest, session: Sess
     request started (a session other than the one the browser had then), or, for
     ``max_age``, one recent enough."""
     fresh = session.sid != pending.stale_session and session.auth_time >= pending.created_at
-    if {"login", "select_account"} & set(pending.prompt) and not fresh:
+    if ({"login", "select_account"} & set(pending.prompt) or pending.max_age == 0) and not fresh:
         return True
     if pending.max_age is not None and not fresh:
         return provider.now() - session.auth_time > pending.max_age
@@ -110,9 +110,14 @@ def needs_login(provider: Provider, pending: AuthorizationRequest, session: Sess
 async def has_consent(
     provider: Provider, client: Client, pending: AuthorizationRequest, session: Session
 ) -> bool:
-    """First-party clients need none; others need every scope for every resource."""
+    """First-party clients need none. A public client always asks: anyone can claim to be it,
+    and a remembered consent would let any local program collect codes on another loopback
+    port without the person seeing anything (RFC 8252 section 8.6). Others need a remembered
+    consent for every scope and resource."""
     if client.metadata.get("first_party") is True:
         return True
+    if client.is_public:
+        return False
     for resource in pending.resources or ("",):
         consent = await provider.store.get_consent(session.user_id, client.client_id, resource)
         if consent is None or not set(pending.scopes) <= set(consent.scopes):

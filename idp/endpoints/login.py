@@ -31,13 +31,13 @@ from idp.emails import normalise
 from idp.endpoints import page_endpoint, provider_of
 from idp.errors import TooManyRequests
 from idp.hashing import digest, new_secret
-from idp.http import Params, client_address, read_form
+from idp.http import client_address, read_form
 from idp.mail import MailError, Message
 from idp.pages import error_page, page, render_text
 from idp.provider import Provider
 from idp.ratelimit import limit
 from idp.sessions import cookies_for, start_session
-from idp.store import User
+from idp.store import StoreError, User
 
 log = logging.getLogger("idp.login")
 audit = logging.getLogger("idp.audit")
@@ -94,8 +94,9 @@ async def email_link(request: Request) -> Response:
     answer = page("check_email", minutes=settings.magic_link_ttl // 60)
     user = await provider.store.get_user_by_email(email)
     if user is not None:
-        link = await _new_link(provider, user, form)
-        answer.background = BackgroundTask(_send, provider, user, link)
+        # Storing and sending happen after the answer, so an existing address does not
+        # answer measurably slower than an unknown one.
+        answer.background = BackgroundTask(_send_link, provider, user, form.get("request") or "")
     return answer
 
 
@@ -139,17 +140,19 @@ async def sign_in(request: Request) -> Response:
         link = None
     user = await provider.store.get_user(link.user_id) if link else None
     if link is None or user is None:
-        audit.info("magic link refused", extra={"event": "login_failed", "method": "magic_link"})
+        audit.info("sign-in refused: method=magic_link reason=unusable link")
         return _unusable_link()
 
     pending = await authorization.load_pending(provider, link.request_id, binding(browser))
-    response: Response = page("signed_in")
+    response: Response = page("signed_in", email=user.email)
     if pending is not None:
         query = urlencode({"request": pending.request_id})
         location = provider.settings.endpoint("/authorize/resume") + "?" + query
-        response = RedirectResponse(location, status_code=303)
+        response = RedirectResponse(
+            location, status_code=303, headers={"Cache-Control": "no-store"}
+        )
     await start_session(provider, request, response, user.user_id, "magic_link")
-    audit.info("signed in", extra={"event": "login_succeeded", "method": "magic_link"})
+    audit.info("signed in: user=%s method=magic_link", user.user_id)
     return response
 
 
@@ -173,13 +176,26 @@ async def _rate_limit(provider: Provider, request: Request, email: str) -> None:
     window = settings.magic_link_rate_window
     address = client_address(request, settings.proxy_networks)
     await limit(provider, f"magic-ip:{address}", settings.magic_link_rate_per_ip, window)
-    await limit(provider, f"magic-email:{email}", settings.magic_link_rate_per_address, window)
+    # Per address *and* client address, so a stranger cannot lock a person out; a looser
+    # limit per address alone still stops anyone from flooding a mailbox.
+    per_address = settings.magic_link_rate_per_address
+    await limit(provider, f"magic-email-ip:{email} {address}", per_address, window)
+    await limit(provider, f"magic-email:{email}", per_address * 10, window)
 
 
-async def _new_link(provider: Provider, user: User, form: Params) -> str:
+async def _send_link(provider: Provider, user: User, request_id: str) -> None:
+    try:
+        link = await _new_link(provider, user, request_id)
+    except StoreError as exc:
+        log.error("magic link not stored: %s", type(exc).__name__)
+        return
+    await _send(provider, user, link)
+
+
+async def _new_link(provider: Provider, user: User, request_id: str) -> str:
     token = new_secret()
     expires_at = provider.now() + provider.settings.magic_link_ttl
-    record = MagicLink(user.user_id, form.get("request") or "", expires_at)
+    record = MagicLink(user.user_id, request_id, expires_at)
     await provider.ephemeral.put(
         _link_key(token), orjson.dumps(asdict(record)), provider.settings.magic_link_ttl
     )
@@ -192,7 +208,7 @@ async def _send(provider: Provider, user: User, link: str) -> None:
     try:
         await provider.mailer.send(Message(to=user.email, subject="Your sign-in link", text=text))
     except MailError as exc:
-        log.error("magic link not sent", extra={"detail": str(exc)})
+        log.error("magic link not sent: %s", exc)
 
 
 def _link_key(token: str) -> str:

@@ -1,7 +1,8 @@
 """Sign-out: OpenID Connect RP-Initiated Logout 1.0 (``end_session_endpoint``).
 
-``id_token_hint`` names the client and session; ``post_logout_redirect_uri`` must be one the
-client registered, compared exactly, or the person stays on our "signed out" page. Without a
+``id_token_hint`` names the client and session; ``post_logout_redirect_uri`` is honoured only
+with a valid hint (OpenID Connect RP-Initiated Logout 1.0 section 3) and only if the hint's
+client registered it, compared exactly. Without a
 hint that matches the current session, the person confirms with a CSRF-protected POST first.
 """
 
@@ -76,8 +77,12 @@ async def _target(
     uri = params.get("post_logout_redirect_uri")
     if uri is None:
         return None
-    client_id = params.get("client_id") or (hint or {}).get("aud")
-    if hint is not None and params.get("client_id") not in (None, hint.get("aud")):
+    # Only an ID token we issued proves the client is one the person signed in to; without
+    # it anybody could register a client and use us to bounce browsers to their site.
+    if hint is None:
+        return None
+    client_id = hint.get("aud")
+    if params.get("client_id") not in (None, client_id):
         return error_page("Cannot sign out", "client_id does not match the ID token.")
     client = await provider.store.get_client(str(client_id)) if client_id else None
     if client is None or uri not in client.metadata.get("post_logout_redirect_uris", []):

@@ -16,6 +16,7 @@ from idp.endpoints import oauth_endpoint, provider_of
 from idp.endpoints.introspection import live_access_token
 from idp.errors import InvalidRequest, InvalidToken, MissingToken, OAuthError
 from idp.http import FORM, Params, media_type, no_store_json, read_form
+from idp.id_tokens import standard_claims
 from idp.provider import Provider
 from idp.token_sets import userinfo_resource
 
@@ -43,11 +44,7 @@ async def userinfo(request: Request) -> Response:
     if user is None:
         raise InvalidToken("the person no longer exists")
 
-    body: dict[str, Any] = {"sub": user.user_id}
-    if "email" in scopes:
-        body.update(email=user.email, email_verified=user.email_verified)
-    if "profile" in scopes and user.name:
-        body["name"] = user.name
+    body: dict[str, Any] = {"sub": user.user_id, **standard_claims(user, scopes)}
     return no_store_json(body)
 
 

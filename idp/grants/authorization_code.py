@@ -9,13 +9,20 @@ import logging
 import re
 from typing import Any
 
-from idp.codes import CodeGrant, Issued, earlier_redemption, remember_redemption, take_code
+from idp.codes import (
+    CodeGrant,
+    Issued,
+    earlier_redemption,
+    peek_code,
+    remember_redemption,
+    take_code,
+)
 from idp.endpoints.introspection import revoked_key
 from idp.errors import InvalidGrant
 from idp.http import Params
 from idp.provider import Provider
 from idp.store import Client
-from idp.token_sets import Authorization, issue
+from idp.token_sets import Authorization, check_request, issue
 
 GRANT_TYPE = "authorization_code"
 VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
@@ -24,15 +31,16 @@ audit = logging.getLogger("idp.audit")
 
 
 async def issue_tokens(provider: Provider, client: Client, params: Params) -> dict[str, Any]:
+    """Check everything first, then consume the code atomically, then mint: a mistaken
+    request (wrong resource, say) leaves the code usable, and only one redemption wins."""
     code = params.require("code")
-    grant = await take_code(provider, code)
+    grant = await peek_code(provider, code)
     if grant is None:
         await _refuse_replay(provider, client, params, code)
         raise InvalidGrant("the code is invalid, expired or already used")
     check_binding(grant, client, params)
     if await provider.store.get_user(grant.user_id) is None:
         raise InvalidGrant("the person no longer exists")
-
     auth = Authorization(
         user_id=grant.user_id,
         client_id=client.client_id,
@@ -42,6 +50,11 @@ async def issue_tokens(provider: Provider, client: Client, params: Params) -> di
         sid=grant.sid,
         nonce=grant.nonce,
     )
+    await check_request(provider, auth, params, None)
+
+    if await take_code(provider, code) is None:
+        await _refuse_replay(provider, client, params, code)
+        raise InvalidGrant("the code is invalid, expired or already used")
     tokens = await issue(provider, client, auth, params)
     issued = Issued(tokens.access_token_jti, tokens.access_token_exp, tokens.refresh_family)
     await remember_redemption(provider, code, grant, issued)
@@ -87,4 +100,4 @@ async def _refuse_replay(provider: Provider, client: Client, params: Params, cod
     await provider.ephemeral.put(revoked_key(issued.access_token_jti), b"1", max(ttl, 1))
     if issued.refresh_family is not None:
         await provider.store.revoke_refresh_family(issued.refresh_family)
-    audit.warning("code replay", extra={"event": "code_replayed", "client_id": client.client_id})
+    audit.warning("code replayed: client=%s; what it issued is revoked", client.client_id)

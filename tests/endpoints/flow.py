@@ -58,6 +58,11 @@ async def register_agent(http: httpx.AsyncClient, **metadata: Any) -> dict[str, 
     return result
 
 
+async def register_web_app(http: httpx.AsyncClient) -> dict[str, Any]:
+    """A confidential client: the only kind whose remembered consent is used silently."""
+    return await register_agent(http, token_endpoint_auth_method="client_secret_basic")
+
+
 @dataclass
 class Authorization:
     """One authorization request and what came of it."""

@@ -26,6 +26,7 @@ from tests.endpoints.flow import (
     pkce_pair,
     query_of,
     register_agent,
+    register_web_app,
     sign_in_by_magic_link,
 )
 
@@ -322,7 +323,7 @@ async def test_prompt_none_with_a_session_and_consent_returns_a_code_at_once(
     http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
 ) -> None:
     await add_person(provider)
-    agent = await register_agent(http)
+    agent = await register_web_app(http)
     await authorize(http, agent["client_id"], mailbox)
 
     response = await http.get(url(request_params(agent["client_id"], prompt="none")))
@@ -436,3 +437,35 @@ async def test_several_resources_are_accepted_and_listed_on_the_consent_page(
         "/consent", data={**hidden_fields(consent.text), "decision": "approve"}
     )
     assert query_of(decided.headers["location"])["code"]
+
+
+@pytest.mark.parametrize(
+    "max_age",
+    [
+        pytest.param("\u00b2", id="superscript-two"),
+        pytest.param("\u0661\u0662", id="arabic-indic-digits"),
+        pytest.param("9" * 20, id="beyond-64-bits"),
+        pytest.param("9" * 5000, id="five-thousand-digits"),
+        pytest.param("-1", id="negative"),
+    ],
+)
+async def test_a_max_age_that_is_not_a_small_ascii_number_is_invalid_request(
+    http: httpx.AsyncClient, provider: Provider, max_age: str
+) -> None:
+    agent = await register_agent(http)
+
+    response = await http.get(url(request_params(agent["client_id"], max_age=max_age)))
+
+    assert redirected_error(response) == "invalid_request"
+
+
+async def test_max_age_zero_forces_a_sign_in_even_in_the_second_of_the_last_one(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    await add_person(provider)
+    app = await register_web_app(http)
+    await authorize(http, app["client_id"], mailbox)
+
+    response = await http.get(url(request_params(app["client_id"], max_age="0")))
+
+    assert path_of(response) == "/login"

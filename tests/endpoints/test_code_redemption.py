@@ -489,3 +489,16 @@ async def test_a_client_credentials_client_cannot_redeem_a_code(
     response = await post_token(http, machine, code_form(flow))
 
     assert_refused(response, "unauthorized_client")
+
+
+async def test_a_redemption_refused_for_its_resource_leaves_the_code_usable(
+    http: httpx.AsyncClient, provider: Provider, agent: dict[str, Any], mailbox: Mailbox
+) -> None:
+    await add_other_resource(provider)
+    flow = await authorize_with_both_resources(http, agent["client_id"], mailbox)
+
+    unnamed = await http.post("/token", data=code_form(flow))
+    named = await http.post("/token", data=code_form(flow, resource=OTHER_RESOURCE))
+
+    assert_refused(unnamed, "invalid_target")
+    assert named.status_code == 200, named.text

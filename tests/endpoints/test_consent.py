@@ -20,6 +20,7 @@ from tests.endpoints.flow import (
     pkce_pair,
     query_of,
     register_agent,
+    register_web_app,
     sign_in_by_magic_link,
 )
 
@@ -202,14 +203,30 @@ async def test_consent_is_remembered_until_the_request_asks_for_more(
 ) -> None:
     await add_person(provider)
     await provider.store.put_resource(Resource(OTHER_RESOURCE, ("machines:run",), 600, 0))
-    agent = await register_agent(http)
-    await authorize(http, agent["client_id"], mailbox)
-    client_id = agent["client_id"] if same_client else (await register_agent(http))["client_id"]
+    app = await register_web_app(http)
+    await authorize(http, app["client_id"], mailbox)
+    client_id = app["client_id"] if same_client else (await register_web_app(http))["client_id"]
     _, challenge = pkce_pair()
 
     response = await http.get(authorize_query(client_id, challenge, STATE, **extra))
 
     assert next_stop(response) == stop
+
+
+async def test_a_public_client_is_asked_every_time_even_after_consent(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    await add_person(provider)
+    agent = await register_agent(http)
+    await authorize(http, agent["client_id"], mailbox)
+    _, challenge = pkce_pair()
+
+    other_port = authorize_query(agent["client_id"], challenge, STATE).replace("33418", "5555")
+    silent = await http.get(other_port + "&prompt=none")
+    asked = await http.get(other_port)
+
+    assert query_of(silent.headers["location"])["error"] == "consent_required"
+    assert next_stop(asked) == "/consent"
 
 
 async def test_consent_is_stored_per_person_client_and_resource_with_its_scopes(

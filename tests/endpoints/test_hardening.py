@@ -131,6 +131,16 @@ async def test_a_nul_in_the_registration_path_is_an_invalid_token(
         pytest.param({"client_name": "a\r\nb"}, "invalid_client_metadata", id="crlf-name"),
         pytest.param({"jwks": {"keys": [{"kty": "EC"}]}}, "invalid_client_metadata", id="junk-key"),
         pytest.param(
+            {"application_type": "native", "redirect_uris": ["view-source:https://a.example/"]},
+            "invalid_redirect_uri",
+            id="view-source-scheme",
+        ),
+        pytest.param(
+            {"application_type": "native", "redirect_uris": ["ws://a.example/cb"]},
+            "invalid_redirect_uri",
+            id="websocket-scheme",
+        ),
+        pytest.param(
             {"redirect_uris": ["https://a.example/\u00e9"]},
             "invalid_redirect_uri",
             id="non-ascii-redirect",

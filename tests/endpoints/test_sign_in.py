@@ -241,22 +241,36 @@ async def limited(settings: Settings, clock: Clock) -> AsyncIterator[Provider]:
         await provider.close()
 
 
-async def test_magic_links_are_rate_limited_per_normalised_address(
+async def test_magic_links_are_rate_limited_per_normalised_address_and_client_ip(
     limited: Provider, mailbox: Mailbox
 ) -> None:
     await add_person(limited)
     async with browser(limited, "198.51.100.1") as first, browser(limited, "198.51.100.2") as other:
         answers = [
             await ask_for_link(first, EMAIL),
-            await ask_for_link(other, "person@ACME.com"),
-            await ask_for_link(other, EMAIL),
+            await ask_for_link(first, "person@ACME.com"),
+            await ask_for_link(first, EMAIL),
         ]
+        from_elsewhere = await ask_for_link(other, EMAIL)
         another_address = await ask_for_link(other, "someone@acme.com")
 
     assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert from_elsewhere.status_code == 200, "a stranger must not lock the person out"
     assert another_address.status_code == 200
-    await mailbox.server.wait_for(2)
-    assert len(mailbox.server.messages) == 2
+    await mailbox.server.wait_for(3)
+    assert len(mailbox.server.messages) == 3
+
+
+async def test_a_mailbox_cannot_be_flooded_from_many_addresses(
+    limited: Provider, mailbox: Mailbox
+) -> None:
+    await add_person(limited)
+    statuses = []
+    for n in range(21):  # ten times the per-address-and-IP limit of 2
+        async with browser(limited, f"198.51.100.{n + 10}") as each:
+            statuses.append((await ask_for_link(each, EMAIL)).status_code)
+
+    assert statuses == [200] * 20 + [429]
 
 
 async def test_magic_links_are_rate_limited_per_client_ip(
@@ -355,3 +369,15 @@ async def test_opening_a_used_link_shows_the_error_at_once(
 
     assert reopened.status_code == 400
     assert "token" not in hidden_fields(reopened.text)
+
+
+async def test_the_signed_in_page_names_the_account(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    await add_person(provider)
+    await ask_for_link(http)
+    confirm = await http.get(await mailbox.link_for(EMAIL))
+
+    done = await http.post("/login/magic", data=hidden_fields(confirm.text))
+
+    assert f"As <strong>{EMAIL}</strong>" in done.text

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 
 from idp.provider import Provider
@@ -295,3 +295,42 @@ async def test_sub_is_the_same_across_authorizations_of_one_person(
         subjects += [id_token.claims["sub"], info.json()["sub"]]
 
     assert subjects == [person.user_id] * 6
+
+
+async def test_an_openid_grant_for_a_resource_can_also_get_a_userinfo_token(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    person = await add_person(provider)
+    agent = await register_agent(http)
+    flow = await authorize(http, agent["client_id"], mailbox, scope="openid email machines:run")
+    tokens = (await redeem(http, flow)).json()
+
+    refreshed = await http.post(
+        "/token",
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": agent["client_id"],
+            "resource": "https://idp.test/userinfo",
+        },
+    )
+    info = await http.get(
+        "/userinfo", headers={"authorization": f"Bearer {refreshed.json()['access_token']}"}
+    )
+
+    assert refreshed.status_code == 200, refreshed.text
+    assert info.json() == {"sub": person.user_id, "email": person.email, "email_verified": True}
+
+
+async def test_the_id_token_carries_the_claims_its_scopes_release(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    person = await add_person(provider, name="Pat Doe")
+    agent = await register_agent(http)
+    flow = await authorize(http, agent["client_id"], mailbox, scope="openid email", resource="")
+    id_token = (await redeem(http, flow)).json()["id_token"]
+
+    claims = jws.extract_compact(id_token.encode()).payload
+
+    assert b'"email":"' + person.email.encode() + b'"' in claims
+    assert b'"name"' not in claims
