@@ -9,7 +9,7 @@ When nothing is missing, a code goes back to the client's redirect URI.
 from __future__ import annotations
 
 from dataclasses import replace
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -26,6 +26,7 @@ from idp.authorization import (
 )
 from idp.browser import BROWSER_COOKIE, binding, browser_id, remember_browser
 from idp.codes import issue_code
+from idp.config import LOOPBACK_HOSTS
 from idp.endpoints import page_endpoint, provider_of
 from idp.errors import OAuthError
 from idp.http import Params, read_form
@@ -38,12 +39,29 @@ from idp.store import Client
 @page_endpoint
 async def authorize(request: Request) -> Response:
     provider = provider_of(request)
+    elsewhere = _at_issuer_host(provider, request)
+    if elsewhere is not None:
+        return elsewhere
     cookies = cookies_for(provider)
     browser, new_browser = browser_id(cookies, request)
     response = await _authorize(provider, request, browser)
     if new_browser:
         remember_browser(cookies, response, browser)
     return response
+
+
+def _at_issuer_host(provider: Provider, request: Request) -> Response | None:
+    """On a loopback issuer (development), a GET that reached us as ``127.0.0.1`` rather than
+    ``localhost`` (or the reverse) goes to the issuer's URL first: cookies belong to a host,
+    and every later page is at the issuer. Behind a proxy in production the Host header may
+    legitimately differ, so nothing is done there. The target is our own configured URL."""
+    issuer = urlsplit(provider.settings.issuer)
+    if issuer.hostname not in LOOPBACK_HOSTS or request.method != "GET":
+        return None
+    if request.headers.get("host", issuer.netloc) == issuer.netloc:
+        return None
+    location = provider.settings.endpoint("/authorize") + "?" + request.url.query
+    return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
 
 async def _authorize(provider: Provider, request: Request, browser: str) -> Response:

@@ -7,15 +7,17 @@ redirects (RFC 6749 section 4.1.2.1). Every later refusal goes to the redirect U
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
 
-from idp.provider import Provider
+from idp.app import create_app
+from idp.provider import Provider, open_provider
 from idp.store import Resource
-from tests.endpoints.conftest import ISSUER, RESOURCE, Mailbox
+from tests.endpoints.conftest import ISSUER, RESOURCE, Clock, Mailbox, make_settings
 from tests.endpoints.flow import (
     EMAIL,
     REDIRECT_URI,
@@ -469,3 +471,32 @@ async def test_max_age_zero_forces_a_sign_in_even_in_the_second_of_the_last_one(
     response = await http.get(url(request_params(app["client_id"], max_age="0")))
 
     assert path_of(response) == "/login"
+
+
+async def test_on_a_loopback_issuer_another_host_name_moves_to_the_issuer_first(
+    tmp_path: Path, clock: Clock
+) -> None:
+    settings = make_settings(tmp_path, issuer="http://localhost:8000")
+    provider = await open_provider(settings, clock=clock)
+    transport = httpx.ASGITransport(app=create_app(settings, provider))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as http:
+            agent = await register_agent(http)
+            query = url(request_params(agent["client_id"]))
+            response = await http.get(query)
+        assert response.status_code == 303
+        assert response.headers["location"] == "http://localhost:8000" + query
+    finally:
+        await provider.close()
+
+
+async def test_on_a_public_issuer_the_host_header_is_left_alone(
+    http: httpx.AsyncClient, provider: Provider
+) -> None:
+    agent = await register_agent(http)
+
+    response = await http.get(
+        url(request_params(agent["client_id"])), headers={"host": "internal.svc:8080"}
+    )
+
+    assert response.headers["location"].startswith(ISSUER + "/login")
