@@ -28,6 +28,17 @@ from idp.store.sql import (
     SELECT_REFRESH,
     SELECT_USERS,
 )
+from idp.store.sqlite_rows import (
+    client_from_row,
+    client_params,
+    consent_from_row,
+    json_list,
+    refresh_params,
+    refresh_token_from_row,
+    resource_from_row,
+    signing_key_from_row,
+    user_from_row,
+)
 
 __all__ = ["SQLiteStore"]
 
@@ -159,13 +170,13 @@ class SQLiteStore:
             "INSERT INTO clients (client_id, metadata, created_at, secret_hash,"
             " secret_expires_at, registration_token_hash) VALUES (?, ?, ?, ?, ?, ?)"
         )
-        await self._insert(sql, _client_params(client), "client_id already exists")
+        await self._insert(sql, client_params(client), "client_id already exists")
 
     async def get_client(self, client_id: str) -> Client | None:
         """The client, or None."""
         sql = SELECT_CLIENTS + " WHERE client_id = ?"
         rows = await self._fetch(sql, (client_id,))
-        return _client(rows[0]) if rows else None
+        return client_from_row(rows[0]) if rows else None
 
     async def update_client(self, client: Client) -> bool:
         """Replace the stored client with the same id; False if there is none."""
@@ -173,7 +184,7 @@ class SQLiteStore:
             "UPDATE clients SET metadata = ?, created_at = ?, secret_hash = ?,"
             " secret_expires_at = ?, registration_token_hash = ? WHERE client_id = ?"
         )
-        params = _client_params(client)
+        params = client_params(client)
         return await self._change(sql, (*params[1:], params[0])) > 0
 
     async def delete_client(self, client_id: str) -> bool:
@@ -183,7 +194,7 @@ class SQLiteStore:
     async def list_clients(self) -> list[Client]:
         """All clients, oldest first (ties by id)."""
         sql = SELECT_CLIENTS + " ORDER BY created_at, client_id"
-        return [_client(row) for row in await self._fetch(sql)]
+        return [client_from_row(row) for row in await self._fetch(sql)]
 
     # Resources
 
@@ -194,19 +205,19 @@ class SQLiteStore:
             " ON CONFLICT (uri) DO UPDATE SET scopes = excluded.scopes,"
             " token_ttl = excluded.token_ttl, created_at = excluded.created_at"
         )
-        scopes = _json_list(resource.scopes)
+        scopes = json_list(resource.scopes)
         await self._change(sql, (resource.uri, scopes, resource.token_ttl, resource.created_at))
 
     async def get_resource(self, uri: str) -> Resource | None:
         """The resource with exactly this URI, or None."""
         sql = "SELECT uri, scopes, token_ttl, created_at FROM resources WHERE uri = ?"
         rows = await self._fetch(sql, (uri,))
-        return _resource(rows[0]) if rows else None
+        return resource_from_row(rows[0]) if rows else None
 
     async def list_resources(self) -> list[Resource]:
         """All resources, ordered by URI."""
         sql = "SELECT uri, scopes, token_ttl, created_at FROM resources ORDER BY uri"
-        return [_resource(row) for row in await self._fetch(sql)]
+        return [resource_from_row(row) for row in await self._fetch(sql)]
 
     async def delete_resource(self, uri: str) -> bool:
         """Delete the resource; False if there was none."""
@@ -228,7 +239,7 @@ class SQLiteStore:
     async def list_signing_keys(self) -> list[SigningKey]:
         """All stored keys, ordered by algorithm then generation."""
         sql = SELECT_KEYS + " ORDER BY alg, generation"
-        return [_signing_key(row) for row in await self._fetch(sql)]
+        return [signing_key_from_row(row) for row in await self._fetch(sql)]
 
     async def delete_signing_key(self, kid: str) -> bool:
         """Delete the key; False if there was none."""
@@ -248,17 +259,17 @@ class SQLiteStore:
     async def get_user(self, user_id: str) -> User | None:
         """The person, or None."""
         rows = await self._fetch(SELECT_USERS + " WHERE user_id = ?", (user_id,))
-        return _user(rows[0]) if rows else None
+        return user_from_row(rows[0]) if rows else None
 
     async def get_user_by_email(self, email: str) -> User | None:
         """The person with exactly this (normalised) email, or None."""
         rows = await self._fetch(SELECT_USERS + " WHERE email = ?", (email,))
-        return _user(rows[0]) if rows else None
+        return user_from_row(rows[0]) if rows else None
 
     async def list_users(self) -> list[User]:
         """All people, oldest first (ties by id)."""
         rows = await self._fetch(SELECT_USERS + " ORDER BY created_at, user_id")
-        return [_user(row) for row in rows]
+        return [user_from_row(row) for row in rows]
 
     async def delete_user(self, user_id: str) -> bool:
         """Delete the person with their consents and refresh tokens; False if none."""
@@ -274,18 +285,18 @@ class SQLiteStore:
             " DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at"
         )
         key = (consent.user_id, consent.client_id, consent.resource)
-        await self._change(sql, (*key, _json_list(consent.scopes), consent.granted_at))
+        await self._change(sql, (*key, json_list(consent.scopes), consent.granted_at))
 
     async def get_consent(self, user_id: str, client_id: str, resource: str) -> Consent | None:
         """The consent for (user, client, resource), or None."""
         sql = SELECT_CONSENTS + " WHERE user_id = ? AND client_id = ? AND resource = ?"
         rows = await self._fetch(sql, (user_id, client_id, resource))
-        return _consent(rows[0]) if rows else None
+        return consent_from_row(rows[0]) if rows else None
 
     async def list_consents(self, user_id: str) -> list[Consent]:
         """A person's consents, oldest first (ties by client, then resource)."""
         sql = SELECT_CONSENTS + " WHERE user_id = ? ORDER BY granted_at, client_id, resource"
-        return [_consent(row) for row in await self._fetch(sql, (user_id,))]
+        return [consent_from_row(row) for row in await self._fetch(sql, (user_id,))]
 
     async def delete_consent(self, user_id: str, client_id: str, resource: str) -> bool:
         """Forget one consent; False if there was none."""
@@ -302,7 +313,7 @@ class SQLiteStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         message = "refresh token exists, or its client or user does not"
-        await self._insert(sql, _refresh_params(token), message)
+        await self._insert(sql, refresh_params(token), message)
 
     async def use_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
         """Mark the token used at ``now`` and return it as it was, if it was unused.
@@ -316,17 +327,17 @@ class SQLiteStore:
             " auth_time, sid, created_at, expires_at, family_expires_at, 0 AS used_at"
         )
         rows = await self._fetch(sql, (_use_time(now), token_hash))
-        return _refresh_token(rows[0]) if rows else None
+        return refresh_token_from_row(rows[0]) if rows else None
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         """The token, used or not, or None."""
         rows = await self._fetch(SELECT_REFRESH + " WHERE token_hash = ?", (token_hash,))
-        return _refresh_token(rows[0]) if rows else None
+        return refresh_token_from_row(rows[0]) if rows else None
 
     async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
         """Every token of a family, oldest first (ties by hash)."""
         sql = SELECT_REFRESH + " WHERE family_id = ? ORDER BY created_at, token_hash"
-        return [_refresh_token(row) for row in await self._fetch(sql, (family_id,))]
+        return [refresh_token_from_row(row) for row in await self._fetch(sql, (family_id,))]
 
     async def delete_refresh_token(self, token_hash: str) -> bool:
         """Delete one token; False if there was none."""
@@ -443,79 +454,3 @@ def _use_time(now: int) -> int:
     if now <= 0:
         raise ValueError("now must be a positive Unix time")
     return now
-
-
-def _json_list(items: Sequence[str]) -> str:
-    return orjson.dumps(list(items)).decode()
-
-
-def _client_params(client: Client) -> tuple[Any, ...]:
-    metadata = orjson.dumps(client.metadata).decode()
-    return (
-        client.client_id,
-        metadata,
-        client.created_at,
-        client.secret_hash,
-        client.secret_expires_at,
-        client.registration_token_hash,
-    )
-
-
-def _client(row: sqlite3.Row) -> Client:
-    return Client(
-        client_id=row["client_id"],
-        metadata=orjson.loads(row["metadata"]),
-        created_at=row["created_at"],
-        secret_hash=row["secret_hash"],
-        secret_expires_at=row["secret_expires_at"],
-        registration_token_hash=row["registration_token_hash"],
-    )
-
-
-def _resource(row: sqlite3.Row) -> Resource:
-    scopes = tuple(orjson.loads(row["scopes"]))
-    return Resource(row["uri"], scopes, row["token_ttl"], row["created_at"])
-
-
-def _signing_key(row: sqlite3.Row) -> SigningKey:
-    return SigningKey(
-        kid=row["kid"],
-        alg=row["alg"],
-        generation=row["generation"],
-        private_jwe=row["private_jwe"],
-        public_jwk=orjson.loads(row["public_jwk"]),
-        created_at=row["created_at"],
-        activates_at=row["activates_at"],
-    )
-
-
-def _user(row: sqlite3.Row) -> User:
-    verified = bool(row["email_verified"])
-    return User(row["user_id"], row["email"], verified, row["name"], row["created_at"])
-
-
-def _consent(row: sqlite3.Row) -> Consent:
-    scopes = tuple(orjson.loads(row["scopes"]))
-    return Consent(row["user_id"], row["client_id"], row["resource"], scopes, row["granted_at"])
-
-
-def _refresh_params(token: RefreshToken) -> tuple[Any, ...]:
-    return (
-        token.token_hash,
-        token.family_id,
-        token.client_id,
-        token.user_id,
-        _json_list(token.scopes),
-        token.resource,
-        token.auth_time,
-        token.sid,
-        token.created_at,
-        token.expires_at,
-        token.family_expires_at,
-        token.used_at,
-    )
-
-
-def _refresh_token(row: sqlite3.Row) -> RefreshToken:
-    # The columns are named like the fields; only the scopes need decoding.
-    return RefreshToken(**{**dict(row), "scopes": tuple(orjson.loads(row["scopes"]))})

@@ -1,0 +1,87 @@
+"""Turning SQLite rows into records and records into statement parameters."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
+
+
+def json_list(items: Sequence[str]) -> str:
+    return orjson.dumps(list(items)).decode()
+
+
+def client_params(client: Client) -> tuple[Any, ...]:
+    metadata = orjson.dumps(client.metadata).decode()
+    return (
+        client.client_id,
+        metadata,
+        client.created_at,
+        client.secret_hash,
+        client.secret_expires_at,
+        client.registration_token_hash,
+    )
+
+
+def client_from_row(row: sqlite3.Row) -> Client:
+    return Client(
+        client_id=row["client_id"],
+        metadata=orjson.loads(row["metadata"]),
+        created_at=row["created_at"],
+        secret_hash=row["secret_hash"],
+        secret_expires_at=row["secret_expires_at"],
+        registration_token_hash=row["registration_token_hash"],
+    )
+
+
+def resource_from_row(row: sqlite3.Row) -> Resource:
+    scopes = tuple(orjson.loads(row["scopes"]))
+    return Resource(row["uri"], scopes, row["token_ttl"], row["created_at"])
+
+
+def signing_key_from_row(row: sqlite3.Row) -> SigningKey:
+    return SigningKey(
+        kid=row["kid"],
+        alg=row["alg"],
+        generation=row["generation"],
+        private_jwe=row["private_jwe"],
+        public_jwk=orjson.loads(row["public_jwk"]),
+        created_at=row["created_at"],
+        activates_at=row["activates_at"],
+    )
+
+
+def user_from_row(row: sqlite3.Row) -> User:
+    verified = bool(row["email_verified"])
+    return User(row["user_id"], row["email"], verified, row["name"], row["created_at"])
+
+
+def consent_from_row(row: sqlite3.Row) -> Consent:
+    scopes = tuple(orjson.loads(row["scopes"]))
+    return Consent(row["user_id"], row["client_id"], row["resource"], scopes, row["granted_at"])
+
+
+def refresh_params(token: RefreshToken) -> tuple[Any, ...]:
+    return (
+        token.token_hash,
+        token.family_id,
+        token.client_id,
+        token.user_id,
+        json_list(token.scopes),
+        token.resource,
+        token.auth_time,
+        token.sid,
+        token.created_at,
+        token.expires_at,
+        token.family_expires_at,
+        token.used_at,
+    )
+
+
+def refresh_token_from_row(row: sqlite3.Row) -> RefreshToken:
+    # The columns are named like the fields; only the scopes need decoding.
+    return RefreshToken(**{**dict(row), "scopes": tuple(orjson.loads(row["scopes"]))})
