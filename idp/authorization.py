@@ -165,6 +165,8 @@ def match_redirect_uri(client: Client, given: str | None, *, oidc: bool) -> str 
 
 def _same_loopback(registered: str, given: str) -> bool:
     """``given`` is ``registered`` to the letter but for the port, on an http loopback host."""
+    if any(ord(char) <= 0x20 or ord(char) >= 0x7F for char in given) or "//" not in given:
+        return False
     try:
         ours, theirs = urlsplit(registered), urlsplit(given)
         _ = theirs.port
@@ -172,12 +174,14 @@ def _same_loopback(registered: str, given: str) -> bool:
         return False
     if not (ours.scheme == theirs.scheme == "http" and ours.hostname in LOOPBACK_HOSTS):
         return False
-    return _without_port(registered, ours.netloc) == _without_port(given, theirs.netloc)
+    theirs_bare = _without_port(given, theirs.netloc)
+    return theirs_bare is not None and _without_port(registered, ours.netloc) == theirs_bare
 
 
-def _without_port(uri: str, netloc: str) -> str:
+def _without_port(uri: str, netloc: str) -> str | None:
     start = uri.index("//") + 2
-    assert uri[start : start + len(netloc)] == netloc
+    if uri[start : start + len(netloc)] != netloc:
+        return None
     return uri[:start] + _host_part(netloc) + uri[start + len(netloc) :]
 
 
@@ -303,8 +307,9 @@ def redirect(
     if request.state is not None:
         query["state"] = request.state
     query["iss"] = issuer
-    separator = "&" if urlsplit(request.redirect_uri).query else "?"
-    location = request.redirect_uri + separator + urlencode(query)
+    uri = request.redirect_uri
+    separator = "?" if "?" not in uri else "" if uri.endswith(("?", "&")) else "&"
+    location = uri + separator + urlencode(query)
     return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
 
@@ -338,6 +343,11 @@ async def load_pending(
 
 async def drop_pending(provider: Provider, request: AuthorizationRequest) -> None:
     await provider.ephemeral.delete(_pending_key(request.request_id))
+
+
+async def take_pending(provider: Provider, request: AuthorizationRequest) -> bool:
+    """Consume the pending request; True for exactly one of several concurrent callers."""
+    return await provider.ephemeral.take(_pending_key(request.request_id)) is not None
 
 
 def _pending_key(request_id: str) -> str:

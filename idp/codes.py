@@ -1,10 +1,10 @@
 """Authorization codes: single use, short-lived, bound to everything the request said.
 
 A code is stored (by hash) in the short-lived store and consumed with one atomic ``take``
-before anything is minted, so two concurrent redemptions yield one token set. After a
-successful redemption a marker remembers what the code issued until the code would have
-expired: a second redemption that would otherwise have been valid is a replay, and revokes
-what the first one issued (RFC 9700 section 4.5.3). An invalid replay revokes nothing.
+before anything is minted, so two concurrent redemptions yield one token set. Once the tokens
+are minted, a marker records what the redemption issued until the code would have expired: a
+second redemption that would otherwise have been valid is a replay, and revokes it (RFC 9700
+section 4.5.3). An invalid replay revokes nothing.
 """
 
 from __future__ import annotations

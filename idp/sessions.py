@@ -51,7 +51,13 @@ async def current_session(provider: Provider, request: Request) -> Session | Non
     now = provider.now()
     if session.expires_at <= now or session.idle_until <= now:
         return None
-    return await _save(provider, value, session, now)
+    saved = await _save(provider, value, session, now)
+    # A sign-out racing with this read may have deleted the row just before _save wrote it
+    # back; the marker it writes first tells us, and the row goes again.
+    if await session_ended(provider, session.sid):
+        await provider.ephemeral.delete(_key(value))
+        return None
+    return saved
 
 
 async def start_session(
@@ -76,14 +82,15 @@ async def start_session(
 
 
 async def end_session(provider: Provider, request: Request, response: Response) -> None:
-    """Sign out: forget the session, clear the cookie, and end the refresh tokens bound to it
-    (those granted without ``offline_access``, OpenID Connect Core section 11)."""
+    """Sign out: mark the session ended (which also ends the refresh tokens bound to it, those
+    granted without ``offline_access``, OpenID Connect Core section 11), forget it, and clear
+    the cookie."""
     session = await current_session(provider, request)
-    await _forget(provider, request)
-    cookies_for(provider).clear(response, SESSION_COOKIE)
     if session is not None:
         ttl = provider.settings.refresh_token_absolute_ttl
         await provider.ephemeral.put(_ended_key(session.sid), b"1", ttl)
+    await _forget(provider, request)
+    cookies_for(provider).clear(response, SESSION_COOKIE)
 
 
 async def session_ended(provider: Provider, sid: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from idp.errors import InvalidScope, InvalidTarget
+from idp.errors import InvalidGrant, InvalidScope, InvalidTarget
 from idp.hashing import digest, new_secret
 from idp.http import Params
 from idp.id_tokens import DEFAULT_ALG, mint_id_token, standard_claims
@@ -155,6 +155,10 @@ async def issue(
         body["id_token"] = await _id_token(provider, client, auth, access_token, now)
     refresh_family = None
     if family is not None or wants_refresh_token(client, auth):
+        family = family or (
+            new_secret(nbytes=16),
+            now + provider.settings.refresh_token_absolute_ttl,
+        )
         refresh_family, body["refresh_token"] = await _refresh_token(provider, whole, family, now)
     return TokenSet(body, jti, now + ttl, refresh_family)
 
@@ -180,13 +184,12 @@ async def _id_token(
 
 
 async def _refresh_token(
-    provider: Provider, auth: Authorization, family: tuple[str, int] | None, now: int
+    provider: Provider, auth: Authorization, family: tuple[str, int], now: int
 ) -> tuple[str, str]:
+    """Add a token to ``family``. A revocation that raced with us has left its tombstone, which
+    is checked after the insert, so the new token never outlives its family."""
     settings = provider.settings
-    family_id, family_expires_at = family or (
-        new_secret(nbytes=16),
-        now + settings.refresh_token_absolute_ttl,
-    )
+    family_id, family_expires_at = family
     value = new_secret()
     await provider.store.add_refresh_token(
         RefreshToken(
@@ -203,7 +206,25 @@ async def _refresh_token(
             family_expires_at=family_expires_at,
         )
     )
+    if await family_revoked(provider, family_id):
+        await provider.store.delete_refresh_token(refresh_token_hash(value))
+        raise InvalidGrant("the grant was revoked")
     return family_id, value
+
+
+async def revoke_family(provider: Provider, family_id: str) -> None:
+    """Revoke every refresh token of a family, now and any being minted right now."""
+    ttl = provider.settings.refresh_token_absolute_ttl
+    await provider.ephemeral.put(_revoked_family_key(family_id), b"1", ttl)
+    await provider.store.revoke_refresh_family(family_id)
+
+
+async def family_revoked(provider: Provider, family_id: str) -> bool:
+    return await provider.ephemeral.get(_revoked_family_key(family_id)) is not None
+
+
+def _revoked_family_key(family_id: str) -> str:
+    return f"family-revoked:{family_id}"
 
 
 def refresh_token_hash(value: str) -> str:

@@ -146,9 +146,11 @@ async def has_consent(
 async def grant_code(
     provider: Provider, pending: AuthorizationRequest, session: Session
 ) -> Response:
+    if pending.request_id and not await authorization.take_pending(provider, pending):
+        return error_page(
+            "This request was already answered", "Go back to the application and start again."
+        )
     code = await issue_code(provider, pending, session.user_id, session.auth_time, session.sid)
-    if pending.request_id:
-        await authorization.drop_pending(provider, pending)
     return redirect(pending, provider.settings.issuer, {"code": code})
 
 

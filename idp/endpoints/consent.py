@@ -18,7 +18,7 @@ from idp import authorization
 from idp.authorization import LOOPBACK_HOSTS, AuthorizationRequest, error_redirect
 from idp.browser import BROWSER_COOKIE, binding, csrf_ok, csrf_token
 from idp.endpoints import page_endpoint, provider_of
-from idp.endpoints.authorize import grant_code, proceed
+from idp.endpoints.authorize import grant_code, needs_login, proceed
 from idp.errors import AccessDenied
 from idp.http import read_form
 from idp.pages import error_page, page
@@ -50,7 +50,7 @@ async def consent_page(request: Request) -> Response:
         scopes=pending.scopes,
         resources=pending.resources,
         request_id=pending.request_id,
-        csrf=csrf_token(provider.form_key, browser, "consent " + pending.request_id),
+        csrf=csrf_token(provider.form_key, browser, _purpose(pending, session)),
         action=provider.settings.endpoint("/consent"),
     )
 
@@ -63,8 +63,7 @@ async def decide(request: Request) -> Response:
     if isinstance(found, Response):
         return found
     pending, session, browser = found
-    purpose = "consent " + pending.request_id
-    if not csrf_ok(provider.form_key, browser, purpose, form.get("csrf")):
+    if not csrf_ok(provider.form_key, browser, _purpose(pending, session), form.get("csrf")):
         return error_page("Please try again", "The form expired. Reload the page.", 400)
 
     if form.get("decision") != "approve":
@@ -73,6 +72,11 @@ async def decide(request: Request) -> Response:
         return error_redirect(pending, provider.settings.issuer, denied)
     await _remember(provider, pending, session)
     return await grant_code(provider, pending, session)
+
+
+def _purpose(pending: AuthorizationRequest, session: Session) -> str:
+    """The decision is about this request, shown to this signed-in person."""
+    return f"consent {pending.request_id} {session.sid}"
 
 
 def describe_redirect(uri: str) -> tuple[str, str]:
@@ -90,7 +94,11 @@ def describe_redirect(uri: str) -> tuple[str, str]:
 
 
 async def _remember(provider: Provider, pending: AuthorizationRequest, session: Session) -> None:
-    """Consent is remembered per person, client, resource and scopes (a union with earlier)."""
+    """Consent is remembered per person, client, resource and scopes (a union with earlier);
+    not for public clients, which are asked every time (see ``authorize.has_consent``)."""
+    client = await provider.store.get_client(pending.client_id)
+    if client is None or client.is_public:
+        return
     for resource in pending.resources or ("",):
         earlier = await provider.store.get_consent(session.user_id, pending.client_id, resource)
         scopes = tuple(dict.fromkeys((*(earlier.scopes if earlier else ()), *pending.scopes)))
@@ -107,6 +115,8 @@ async def _pending_and_session(
     if browser is None or pending is None:
         return error_page(*EXPIRED)
     session = await current_session(provider, request)
-    if session is None:
+    # The consent page is a step after sign-in, never a way around it: a request that still
+    # needs a (fresh) sign-in goes back through proceed(), whatever URL the browser opened.
+    if session is None or needs_login(provider, pending, session):
         return await proceed(provider, request, pending)
     return pending, session, browser

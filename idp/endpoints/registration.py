@@ -103,7 +103,15 @@ async def update(request: Request) -> Response:
         registration_token_hash=client.registration_token_hash,
     )
     await provider.store.update_client(replaced)
+    if _trust_changed(client, replaced):
+        # People approved the client as it was: where it receives codes and how it proves
+        # who it is. A client that changes either must ask them again.
+        await provider.store.delete_client_consents(client.client_id)
     return no_store_json(_registration_response(provider, replaced, secrets))
+
+
+def _trust_changed(before: Client, after: Client) -> bool:
+    return (before.redirect_uris, before.auth_method) != (after.redirect_uris, after.auth_method)
 
 
 @oauth_endpoint

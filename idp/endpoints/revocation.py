@@ -15,7 +15,7 @@ from idp.endpoints import oauth_endpoint, provider_of
 from idp.endpoints.introspection import live_access_token, revoked_key
 from idp.errors import UnauthorizedClient
 from idp.http import read_form
-from idp.token_sets import refresh_token_hash
+from idp.token_sets import refresh_token_hash, revoke_family
 
 
 @oauth_endpoint
@@ -29,7 +29,7 @@ async def revoke(request: Request) -> Response:
     if refresh is not None:
         if refresh.client_id != client.client_id:
             raise UnauthorizedClient("the token was not issued to this client")
-        await provider.store.revoke_refresh_family(refresh.family_id)
+        await revoke_family(provider, refresh.family_id)
         return Response(status_code=200, headers={"Cache-Control": "no-store"})
     claims = await live_access_token(provider, token)
     if claims is None:

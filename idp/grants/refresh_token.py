@@ -17,7 +17,13 @@ from idp.http import Params
 from idp.provider import Provider
 from idp.sessions import session_ended
 from idp.store import Client, RefreshToken
-from idp.token_sets import Authorization, check_request, issue, refresh_token_hash
+from idp.token_sets import (
+    Authorization,
+    check_request,
+    issue,
+    refresh_token_hash,
+    revoke_family,
+)
 
 GRANT_TYPE = "refresh_token"
 
@@ -30,7 +36,7 @@ async def issue_tokens(provider: Provider, client: Client, params: Params) -> di
     if await provider.store.get_user(stored.user_id) is None:
         raise InvalidGrant("the person no longer exists")
     if "offline_access" not in stored.scopes and await session_ended(provider, stored.sid):
-        await provider.store.revoke_refresh_family(stored.family_id)
+        await revoke_family(provider, stored.family_id)
         raise InvalidGrant("the person signed out of the session this grant belongs to")
     auth = Authorization(
         user_id=stored.user_id,
@@ -81,7 +87,7 @@ async def _reused(provider: Provider, client: Client, stored: RefreshToken) -> N
         retired = await provider.store.use_refresh_token(successor, provider.now())
         if retired is not None:
             return
-    await provider.store.revoke_refresh_family(stored.family_id)
+    await revoke_family(provider, stored.family_id)
     audit.warning("refresh token reused: client=%s; its family is revoked", client.client_id)
     raise InvalidGrant("the refresh token was already used; the grant is revoked")
 

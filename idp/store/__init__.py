@@ -153,6 +153,9 @@ class Store(Ephemeral, Protocol):
     async def delete_consent(self, user_id: str, client_id: str, resource: str) -> bool:
         """Forget one consent; False if there was none."""
 
+    async def delete_client_consents(self, client_id: str) -> int:
+        """Forget every consent given to a client; return how many."""
+
     # Refresh tokens
     async def add_refresh_token(self, token: RefreshToken) -> None:
         """Insert a refresh token; raise :class:`StoreError` if its hash exists."""

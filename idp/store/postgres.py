@@ -245,6 +245,10 @@ class PostgresStore:
         sql = "DELETE FROM consents WHERE user_id = $1 AND client_id = $2 AND resource = $3"
         return await self._execute(sql, user_id, client_id, resource) > 0
 
+    async def delete_client_consents(self, client_id: str) -> int:
+        """Forget every consent given to a client; return how many."""
+        return await self._execute("DELETE FROM consents WHERE client_id = $1", client_id)
+
     # Refresh tokens
 
     async def add_refresh_token(self, token: RefreshToken) -> None:

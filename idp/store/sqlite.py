@@ -303,6 +303,10 @@ class SQLiteStore:
         sql = "DELETE FROM consents WHERE user_id = ? AND client_id = ? AND resource = ?"
         return await self._change(sql, (user_id, client_id, resource)) > 0
 
+    async def delete_client_consents(self, client_id: str) -> int:
+        """Forget every consent given to a client; return how many."""
+        return await self._change("DELETE FROM consents WHERE client_id = ?", (client_id,))
+
     # Refresh tokens
 
     async def add_refresh_token(self, token: RefreshToken) -> None:

@@ -500,3 +500,21 @@ async def test_on_a_public_issuer_the_host_header_is_left_alone(
     )
 
     assert response.headers["location"].startswith(ISSUER + "/login")
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        pytest.param("http://127.0.0.1:1\t234/callback", id="tab-in-port"),
+        pytest.param("http:foo", id="no-authority"),
+        pytest.param("http://127.0.0.1:99999/callback", id="port-out-of-range"),
+    ],
+)
+async def test_a_malformed_redirect_uri_for_a_loopback_client_is_an_error_page(
+    http: httpx.AsyncClient, provider: Provider, redirect_uri: str
+) -> None:
+    agent = await register_agent(http)
+
+    response = await http.get(url(request_params(agent["client_id"], redirect_uri=redirect_uri)))
+
+    assert_error_page(response)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import urlsplit
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 from idp.provider import Provider
 from idp.store import Client, Consent, Resource
 from tests.endpoints.browsers import browser
-from tests.endpoints.conftest import ISSUER, RESOURCE, Mailbox
+from tests.endpoints.conftest import ISSUER, RESOURCE, Clock, Mailbox
 from tests.endpoints.flow import (
     REDIRECT_URI,
     add_person,
@@ -229,12 +230,47 @@ async def test_a_public_client_is_asked_every_time_even_after_consent(
     assert next_stop(asked) == "/consent"
 
 
+async def test_a_public_clients_consent_is_not_remembered(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    person = await add_person(provider)
+    agent = await register_agent(http)
+
+    await authorize(http, agent["client_id"], mailbox)
+
+    assert await provider.store.list_consents(person.user_id) == []
+
+
+async def test_changing_redirect_uris_or_authentication_forgets_the_clients_consents(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    person = await add_person(provider)
+    app = await register_web_app(http)
+    await authorize(http, app["client_id"], mailbox)
+    assert await provider.store.list_consents(person.user_id)
+    replacement = {
+        "client_id": app["client_id"],
+        "grant_types": ["authorization_code"],
+        "redirect_uris": ["https://elsewhere.example/cb"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    }
+
+    response = await http.put(
+        app["registration_client_uri"],
+        json=replacement,
+        headers={"authorization": f"Bearer {app['registration_access_token']}"},
+    )
+
+    assert response.status_code == 200, response.text
+    assert await provider.store.list_consents(person.user_id) == []
+
+
 async def test_consent_is_stored_per_person_client_and_resource_with_its_scopes(
     http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
 ) -> None:
     person = await add_person(provider)
     stranger = await add_person(provider, "stranger@acme.com")
-    agent = await register_agent(http)
+    agent = await register_web_app(http)
     granted_at = provider.now()
 
     await authorize(http, agent["client_id"], mailbox)
@@ -285,3 +321,38 @@ async def test_a_client_cannot_make_itself_first_party_by_registering(
     page = await open_consent(http, agent["client_id"], mailbox)
 
     assert "wants to access your account" in page.text
+
+
+async def test_the_consent_page_cannot_skip_a_sign_in_the_request_demands(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox, clock: Clock
+) -> None:
+    await add_person(provider)
+    app = await register_web_app(http)
+    await authorize(http, app["client_id"], mailbox)
+    clock.advance(3600)
+    _, challenge = pkce_pair()
+    to_login = await http.get(authorize_query(app["client_id"], challenge, STATE, prompt="login"))
+    request_id = query_of(to_login.headers["location"])["request"]
+
+    detour = await http.get(f"/consent?request={request_id}")
+
+    assert next_stop(detour) == "/login"
+
+
+async def test_one_pending_request_yields_one_code_even_if_approved_twice(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    await add_person(provider)
+    agent = await register_agent(http)
+    _, challenge = pkce_pair()
+    first = await http.get(authorize_query(agent["client_id"], challenge, STATE))
+    resumed = await sign_in_by_magic_link(http, first.headers["location"], mailbox)
+    consent = await http.get((await http.get(resumed.headers["location"])).headers["location"])
+    form = {**hidden_fields(consent.text), "decision": "approve"}
+
+    answers = await asyncio.gather(
+        http.post("/consent", data=form), http.post("/consent", data=form)
+    )
+
+    codes = [a for a in answers if a.status_code == 303 and "code=" in a.headers["location"]]
+    assert len(codes) == 1

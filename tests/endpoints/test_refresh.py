@@ -15,8 +15,11 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp.config import Settings
+from idp.errors import InvalidGrant
+from idp.http import Params
 from idp.provider import Provider
 from idp.store import Resource
+from idp.token_sets import Authorization, issue, revoke_family
 from tests.endpoints.conftest import ISSUER, RESOURCE, Clock, Mailbox
 from tests.endpoints.flow import add_person, authorize, redeem, register_agent
 
@@ -367,3 +370,18 @@ async def test_a_refresh_keeps_the_subject_and_audience_and_carries_an_id_token_
     assert id_token["aud"] == agent["client_id"]
     assert id_token["auth_time"] == first_id["auth_time"]
     assert id_token["iat"] == first_id["iat"] + 30
+
+
+async def test_a_token_minted_into_a_family_revoked_meanwhile_does_not_survive(
+    provider: Provider, agent: dict[str, Any]
+) -> None:
+    client = await provider.store.get_client(agent["client_id"])
+    assert client is not None
+    user = await add_person(provider, "late@acme.com")
+    auth = Authorization(user.user_id, client.client_id, ("machines:run",), (RESOURCE,), 0, "s")
+    await revoke_family(provider, "family-1")
+
+    with pytest.raises(InvalidGrant):
+        await issue(provider, client, auth, Params.parse(()), family=("family-1", 2**40))
+
+    assert await provider.store.list_refresh_family("family-1") == []
