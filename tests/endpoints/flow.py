@@ -114,12 +114,22 @@ async def approve(http: httpx.AsyncClient, consent_location: str) -> httpx.Respo
 
 
 async def authorize(
-    http: httpx.AsyncClient, client_id: str, mailbox: Any, **extra: str
+    http: httpx.AsyncClient,
+    client_id: str,
+    mailbox: Any,
+    more_resources: tuple[str, ...] = (),
+    **extra: str,
 ) -> Authorization:
-    """The whole browser journey: authorize, sign in if asked, consent if asked."""
+    """The whole browser journey: authorize, sign in if asked, consent if asked.
+
+    ``more_resources`` adds ``resource`` parameters after the first (RFC 8707 allows several).
+    """
     verifier, challenge = pkce_pair()
     flow = Authorization(client_id, verifier)
-    response = await http.get(authorize_query(client_id, challenge, flow.state, **extra))
+    query = authorize_query(client_id, challenge, flow.state, **extra)
+    if more_resources:
+        query += "&" + urlencode([("resource", uri) for uri in more_resources])
+    response = await http.get(query)
     for _ in range(6):
         assert response.status_code == 303, response.text
         location = response.headers["location"]

@@ -13,7 +13,6 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pytest
@@ -27,12 +26,9 @@ from tests.endpoints.flow import (
     REDIRECT_URI,
     Authorization,
     add_person,
-    approve,
     authorize,
-    authorize_query,
     pkce_pair,
     register_agent,
-    sign_in_by_magic_link,
 )
 
 OTHER_RESOURCE = "https://files.example.com/mcp"
@@ -127,25 +123,9 @@ async def authorize_with_both_resources(
     http: httpx.AsyncClient, client_id: str, mailbox: Mailbox
 ) -> Authorization:
     """An authorization that grants RESOURCE and OTHER_RESOURCE, through the real forms."""
-    verifier, challenge = pkce_pair()
-    flow = Authorization(client_id, verifier)
-    query = authorize_query(client_id, challenge, flow.state)
-    response = await http.get(query + "&" + urlencode({"resource": OTHER_RESOURCE}))
-    for _ in range(6):
-        assert response.status_code == 303, response.text
-        location = response.headers["location"]
-        path = urlsplit(location).path
-        if path == "/login":
-            response = await sign_in_by_magic_link(http, location, mailbox)
-        elif path == "/consent":
-            response = await approve(http, location)
-        elif path == "/authorize/resume":
-            response = await http.get(location)
-        else:
-            flow.location = location
-            assert "code" in flow.callback, location
-            return flow
-    raise AssertionError("the authorization did not finish")
+    flow = await authorize(http, client_id, mailbox, more_resources=(OTHER_RESOURCE,))
+    assert "code" in flow.callback, flow.location
+    return flow
 
 
 @pytest.fixture
