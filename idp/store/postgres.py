@@ -24,6 +24,8 @@ from idp.store.sql import (
     SELECT_KEYS,
     SELECT_REFRESH,
     SELECT_USERS,
+    positive,
+    use_time,
 )
 
 __all__ = ["PostgresStore"]
@@ -272,7 +274,7 @@ class PostgresStore:
             " RETURNING token_hash, family_id, client_id, user_id, scopes, resource,"
             " auth_time, sid, created_at, expires_at, family_expires_at, 0 AS used_at"
         )
-        rows = await self._fetch(sql, _use_time(now), token_hash)
+        rows = await self._fetch(sql, use_time(now), token_hash)
         return _refresh_token(rows[0]) if rows else None
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
@@ -303,7 +305,7 @@ class PostgresStore:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value, count = 0,"
             " expires_at = excluded.expires_at"
         )
-        await self._execute(sql, key, value, self._clock() + _positive(ttl))
+        await self._execute(sql, key, value, self._clock() + positive(ttl))
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store ``value`` unless ``key`` holds a live value; True if this call stored it."""
@@ -314,7 +316,7 @@ class PostgresStore:
             " expires_at = excluded.expires_at WHERE e.expires_at <= $4"
             " RETURNING 1"
         )
-        return bool(await self._fetch(sql, key, value, now + _positive(ttl), now))
+        return bool(await self._fetch(sql, key, value, now + positive(ttl), now))
 
     async def get(self, key: str) -> bytes | None:
         """The live value under ``key``, or None."""
@@ -347,7 +349,7 @@ class PostgresStore:
             " THEN excluded.expires_at ELSE e.expires_at END"
             " RETURNING count"
         )
-        rows = await self._fetch(sql, key, now + _positive(window), now)
+        rows = await self._fetch(sql, key, now + positive(window), now)
         return int(rows[0]["count"])
 
     async def purge_expired(self) -> int:
@@ -401,19 +403,6 @@ def _mapped_errors() -> Iterator[None]:
         yield
     except _DB_ERRORS as exc:
         raise StoreError(f"PostgreSQL: {type(exc).__name__}") from exc
-
-
-def _positive(seconds: float) -> float:
-    if seconds <= 0:
-        raise ValueError("ttl and window must be positive")
-    return seconds
-
-
-def _use_time(now: int) -> int:
-    # used_at = 0 means "unused", so a use must be recorded at a positive time.
-    if now <= 0:
-        raise ValueError("now must be a positive Unix time")
-    return now
 
 
 def _client_params(client: Client) -> tuple[Any, ...]:

@@ -27,6 +27,8 @@ from idp.store.sql import (
     SELECT_KEYS,
     SELECT_REFRESH,
     SELECT_USERS,
+    positive,
+    use_time,
 )
 from idp.store.sqlite_rows import (
     client_from_row,
@@ -330,7 +332,7 @@ class SQLiteStore:
             " RETURNING token_hash, family_id, client_id, user_id, scopes, resource,"
             " auth_time, sid, created_at, expires_at, family_expires_at, 0 AS used_at"
         )
-        rows = await self._fetch(sql, (_use_time(now), token_hash))
+        rows = await self._fetch(sql, (use_time(now), token_hash))
         return refresh_token_from_row(rows[0]) if rows else None
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
@@ -361,7 +363,7 @@ class SQLiteStore:
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value, count = 0,"
             " expires_at = excluded.expires_at"
         )
-        await self._change(sql, (key, value, self._clock() + _positive(ttl)))
+        await self._change(sql, (key, value, self._clock() + positive(ttl)))
 
     async def add(self, key: str, value: bytes, ttl: float) -> bool:
         """Store ``value`` unless ``key`` holds a live value; True if this call stored it."""
@@ -372,7 +374,7 @@ class SQLiteStore:
             " expires_at = excluded.expires_at WHERE ephemeral.expires_at <= ?"
             " RETURNING 1"
         )
-        return bool(await self._fetch(sql, (key, value, now + _positive(ttl), now)))
+        return bool(await self._fetch(sql, (key, value, now + positive(ttl), now)))
 
     async def get(self, key: str) -> bytes | None:
         """The live value under ``key``, or None."""
@@ -404,7 +406,7 @@ class SQLiteStore:
             " THEN excluded.expires_at ELSE ephemeral.expires_at END"
             " RETURNING count"
         )
-        rows = await self._fetch(sql, (key, now + _positive(window), now, now))
+        rows = await self._fetch(sql, (key, now + positive(window), now, now))
         return int(rows[0]["count"])
 
     async def purge_expired(self) -> int:
@@ -445,16 +447,3 @@ class SQLiteStore:
                 await db.execute_fetchall(sql, params)
             except sqlite3.IntegrityError as exc:
                 raise StoreError(conflict) from exc
-
-
-def _positive(seconds: float) -> float:
-    if seconds <= 0:
-        raise ValueError("ttl and window must be positive")
-    return seconds
-
-
-def _use_time(now: int) -> int:
-    # used_at = 0 means "unused", so a use must be recorded at a positive time.
-    if now <= 0:
-        raise ValueError("now must be a positive Unix time")
-    return now
