@@ -359,7 +359,9 @@ def _dump(request: AuthorizationRequest) -> bytes:
 
 
 def _load(raw: bytes) -> dict[str, Any]:
+    """The stored fields this version knows (a rolling deploy may meet older or newer ones)."""
     data: dict[str, Any] = orjson.loads(raw)
+    known = {name: data[name] for name in AuthorizationRequest.__dataclass_fields__ if name in data}
     for name in ("scopes", "resources", "prompt"):
-        data[name] = tuple(data[name])
-    return data
+        known[name] = tuple(known.get(name, ()))
+    return known

@@ -47,7 +47,11 @@ async def current_session(provider: Provider, request: Request) -> Session | Non
     raw = await provider.ephemeral.get(_key(value))
     if raw is None:
         return None
-    session = Session(**orjson.loads(raw))
+    stored = orjson.loads(raw)
+    try:  # a rolling deploy may meet sessions written by another version
+        session = Session(**{k: v for k, v in stored.items() if k in Session.__dataclass_fields__})
+    except TypeError:
+        return None
     now = provider.now()
     if session.expires_at <= now or session.idle_until <= now:
         return None

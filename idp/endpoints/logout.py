@@ -21,6 +21,7 @@ from idp.jose import InvalidJWT, PublicKey, verify_compact
 from idp.pages import error_page, page
 from idp.provider import Provider
 from idp.sessions import cookies_for, current_session, end_session
+from idp.tokens import ACCESS_TOKEN_TYPE
 
 CARRIED = ("id_token_hint", "post_logout_redirect_uri", "state", "client_id")
 
@@ -64,9 +65,12 @@ def _hint_claims(provider: Provider, hint: str | None) -> dict[str, Any] | None:
         return provider.keys.verifier(str(header.get("kid")))
 
     try:
-        claims = verify_compact(hint, resolve, ("RS256", "ES256")).claims
+        verified = verify_compact(hint, resolve, ("RS256", "ES256"))
     except InvalidJWT:
         return None
+    if verified.header.get("typ") == ACCESS_TOKEN_TYPE:  # an access token is no ID token
+        return None
+    claims = verified.claims
     return claims if claims.get("iss") == provider.settings.issuer else None
 
 

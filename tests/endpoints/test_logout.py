@@ -247,3 +247,23 @@ async def test_signing_out_ends_refresh_tokens_granted_without_offline_access(
 
     assert (await http.post("/token", data=refresh(bound))).json()["error"] == "invalid_grant"
     assert (await http.post("/token", data=refresh(offline))).status_code == 200
+
+
+async def test_an_access_token_is_not_taken_as_an_id_token_hint(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    await add_person(provider)
+    agent = await register_agent(http, post_logout_redirect_uris=[LOGGED_OUT])
+    tokens = await redeem(http, await authorize(http, agent["client_id"], mailbox, scope="openid"))
+
+    response = await http.get(
+        "/logout",
+        params={
+            "id_token_hint": tokens.json()["access_token"],
+            "post_logout_redirect_uri": LOGGED_OUT,
+        },
+    )
+
+    assert response.status_code == 200
+    assert "location" not in response.headers
+    assert await signed_in(http, agent["client_id"])

@@ -6,6 +6,7 @@ import asyncio
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+import orjson
 import pytest
 
 from idp.hashing import digest
@@ -260,3 +261,21 @@ async def test_the_session_lives_for_the_idle_lifetime_and_each_use_extends_it(
     assert idle - 2 < at_sign_in <= idle
     assert before_use < at_sign_in - 0.4
     assert after_use > before_use + 0.4
+
+
+async def test_state_written_by_another_version_still_loads(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    """A rolling deploy: a pending request carrying a field this version does not know."""
+    await add_person(provider)
+    agent = await register_agent(http)
+    _, challenge = pkce_pair()
+    started = await http.get(authorize_query(agent["client_id"], challenge, "s"))
+    request_id = query_of(started.headers["location"])["request"]
+    key = f"authz:{request_id}"
+    stored = orjson.loads(await provider.ephemeral.get(key) or b"{}")
+    await provider.ephemeral.put(key, orjson.dumps({**stored, "added_later": 1}), 600)
+
+    login = await http.get(started.headers["location"])
+
+    assert hidden_fields(login.text)["request"] == request_id
