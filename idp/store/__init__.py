@@ -1,4 +1,4 @@
-"""Storage: a narrow durable interface (clients, resources, signing keys) and a short-lived one.
+"""Storage: a narrow durable interface (clients, people, keys ...) and a short-lived one.
 
 ``Store`` is implemented by :mod:`idp.store.sqlite` (the embedded default) and
 :mod:`idp.store.postgres`; ``Ephemeral`` by both of them and by :mod:`idp.store.redis`. Every
@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
+from idp.store.models import (
+    Client,
+    Consent,
+    Identity,
+    RefreshToken,
+    Resource,
+    SigningKey,
+    User,
+)
 
 __all__ = [
     "Client",
     "Consent",
     "Ephemeral",
+    "Identity",
     "RefreshToken",
     "Resource",
     "SigningKey",
@@ -138,7 +147,29 @@ class Store(Ephemeral, Protocol):
         """All people, oldest first."""
 
     async def delete_user(self, user_id: str) -> bool:
-        """Delete the person with their consents and refresh tokens; False if none."""
+        """Delete the person with their identities, consents and refresh tokens; False if none."""
+
+    # Linked identities
+    async def link_identity(self, identity: Identity) -> None:
+        """Link an upstream identity to its person.
+
+        Raise :class:`StoreError` if (issuer, subject) is already linked, to anyone, or the
+        person does not exist: an identity never moves between people silently.
+        """
+
+    async def get_identity(self, issuer: str, subject: str) -> Identity | None:
+        """The identity with exactly this issuer and subject (case matters), or None."""
+
+    async def list_identities(self, user_id: str) -> list[Identity]:
+        """A person's linked identities, oldest first."""
+
+    async def update_identity_email(
+        self, issuer: str, subject: str, email: str | None, email_verified: bool
+    ) -> bool:
+        """Record the email the upstream asserted at this sign-in; False if not linked."""
+
+    async def unlink_identity(self, issuer: str, subject: str) -> bool:
+        """Forget the link; False if there was none. The person is kept."""
 
     # Consent
     async def put_consent(self, consent: Consent) -> None:

@@ -1,4 +1,4 @@
-"""The records the durable store keeps: clients, resources and signing keys."""
+"""The records the durable store keeps: clients, resources, signing keys and people."""
 
 from __future__ import annotations
 
@@ -78,6 +78,23 @@ class User:
     email: str
     email_verified: bool
     name: str | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """An upstream identity linked to a person: the account at a connector's issuer.
+
+    The key is (``issuer``, ``subject``), the upstream's immutable ``iss`` and ``sub`` (OpenID
+    Connect Core 1.0, section 5.7), never the email or a login name, which can change hands.
+    ``email`` and ``email_verified`` are what the upstream asserted at the last sign-in.
+    """
+
+    issuer: str
+    subject: str
+    user_id: str
+    email: str | None
+    email_verified: bool
     created_at: int
 
 

@@ -17,10 +17,30 @@ import orjson
 
 from idp.store import StoreError
 from idp.store.migrations import Migration, load_migrations, pending
-from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
+from idp.store.models import (
+    Client,
+    Consent,
+    Identity,
+    RefreshToken,
+    Resource,
+    SigningKey,
+    User,
+)
+from idp.store.postgres_rows import (
+    client_from_row,
+    client_params,
+    consent_from_row,
+    identity_from_row,
+    refresh_params,
+    refresh_token_from_row,
+    resource_from_row,
+    signing_key_from_row,
+    user_from_row,
+)
 from idp.store.sql import (
     SELECT_CLIENTS,
     SELECT_CONSENTS,
+    SELECT_IDENTITIES,
     SELECT_KEYS,
     SELECT_REFRESH,
     SELECT_USERS,
@@ -116,12 +136,12 @@ class PostgresStore:
             "INSERT INTO clients (client_id, metadata, created_at, secret_hash,"
             " secret_expires_at, registration_token_hash) VALUES ($1, $2, $3, $4, $5, $6)"
         )
-        await self._insert(sql, *_client_params(client), conflict="client_id already exists")
+        await self._insert(sql, *client_params(client), conflict="client_id already exists")
 
     async def get_client(self, client_id: str) -> Client | None:
         """The client, or None."""
         rows = await self._fetch(SELECT_CLIENTS + " WHERE client_id = $1", client_id)
-        return _client(rows[0]) if rows else None
+        return client_from_row(rows[0]) if rows else None
 
     async def update_client(self, client: Client) -> bool:
         """Replace the stored client with the same id; False if there is none."""
@@ -129,7 +149,7 @@ class PostgresStore:
             "UPDATE clients SET metadata = $2, created_at = $3, secret_hash = $4,"
             " secret_expires_at = $5, registration_token_hash = $6 WHERE client_id = $1"
         )
-        return await self._execute(sql, *_client_params(client)) > 0
+        return await self._execute(sql, *client_params(client)) > 0
 
     async def delete_client(self, client_id: str) -> bool:
         """Delete the client; False if there was none."""
@@ -138,7 +158,7 @@ class PostgresStore:
     async def list_clients(self) -> list[Client]:
         """All clients, oldest first (ties by id)."""
         rows = await self._fetch(SELECT_CLIENTS + " ORDER BY created_at, client_id")
-        return [_client(row) for row in rows]
+        return [client_from_row(row) for row in rows]
 
     # Resources
 
@@ -156,12 +176,12 @@ class PostgresStore:
         """The resource with exactly this URI, or None."""
         sql = "SELECT uri, scopes, token_ttl, created_at FROM resources WHERE uri = $1"
         rows = await self._fetch(sql, uri)
-        return _resource(rows[0]) if rows else None
+        return resource_from_row(rows[0]) if rows else None
 
     async def list_resources(self) -> list[Resource]:
         """All resources, ordered by URI."""
         sql = "SELECT uri, scopes, token_ttl, created_at FROM resources ORDER BY uri"
-        return [_resource(row) for row in await self._fetch(sql)]
+        return [resource_from_row(row) for row in await self._fetch(sql)]
 
     async def delete_resource(self, uri: str) -> bool:
         """Delete the resource; False if there was none."""
@@ -183,7 +203,7 @@ class PostgresStore:
     async def list_signing_keys(self) -> list[SigningKey]:
         """All stored keys, ordered by algorithm then generation."""
         rows = await self._fetch(SELECT_KEYS + " ORDER BY alg, generation")
-        return [_signing_key(row) for row in rows]
+        return [signing_key_from_row(row) for row in rows]
 
     async def delete_signing_key(self, kid: str) -> bool:
         """Delete the key; False if there was none."""
@@ -203,21 +223,60 @@ class PostgresStore:
     async def get_user(self, user_id: str) -> User | None:
         """The person, or None."""
         rows = await self._fetch(SELECT_USERS + " WHERE user_id = $1", user_id)
-        return _user(rows[0]) if rows else None
+        return user_from_row(rows[0]) if rows else None
 
     async def get_user_by_email(self, email: str) -> User | None:
         """The person with exactly this (normalised) email, or None."""
         rows = await self._fetch(SELECT_USERS + " WHERE email = $1", email)
-        return _user(rows[0]) if rows else None
+        return user_from_row(rows[0]) if rows else None
 
     async def list_users(self) -> list[User]:
         """All people, oldest first (ties by id)."""
         rows = await self._fetch(SELECT_USERS + " ORDER BY created_at, user_id")
-        return [_user(row) for row in rows]
+        return [user_from_row(row) for row in rows]
 
     async def delete_user(self, user_id: str) -> bool:
-        """Delete the person with their consents and refresh tokens; False if none."""
+        """Delete the person with their identities, consents and refresh tokens; False if none."""
         return await self._execute("DELETE FROM users WHERE user_id = $1", user_id) > 0
+
+    # Linked identities
+
+    async def link_identity(self, identity: Identity) -> None:
+        """Link an identity; raise :class:`StoreError` if it is linked or its person unknown."""
+        sql = (
+            "INSERT INTO identities (issuer, subject, user_id, email, email_verified,"
+            " created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        key = (identity.issuer, identity.subject, identity.user_id)
+        params = (*key, identity.email, identity.email_verified, identity.created_at)
+        message = "identity already linked, or its user does not exist"
+        await self._insert(sql, *params, conflict=message)
+
+    async def get_identity(self, issuer: str, subject: str) -> Identity | None:
+        """The identity with exactly this issuer and subject, or None."""
+        sql = SELECT_IDENTITIES + " WHERE issuer = $1 AND subject = $2"
+        rows = await self._fetch(sql, issuer, subject)
+        return identity_from_row(rows[0]) if rows else None
+
+    async def list_identities(self, user_id: str) -> list[Identity]:
+        """A person's linked identities, oldest first (ties by issuer, then subject)."""
+        sql = SELECT_IDENTITIES + " WHERE user_id = $1 ORDER BY created_at, issuer, subject"
+        return [identity_from_row(row) for row in await self._fetch(sql, user_id)]
+
+    async def update_identity_email(
+        self, issuer: str, subject: str, email: str | None, email_verified: bool
+    ) -> bool:
+        """Record the email the upstream asserted at this sign-in; False if not linked."""
+        sql = (
+            "UPDATE identities SET email = $3, email_verified = $4"
+            " WHERE issuer = $1 AND subject = $2"
+        )
+        return await self._execute(sql, issuer, subject, email, email_verified) > 0
+
+    async def unlink_identity(self, issuer: str, subject: str) -> bool:
+        """Forget the link; False if there was none."""
+        sql = "DELETE FROM identities WHERE issuer = $1 AND subject = $2"
+        return await self._execute(sql, issuer, subject) > 0
 
     # Consent
 
@@ -235,12 +294,12 @@ class PostgresStore:
         """The consent for (user, client, resource), or None."""
         sql = SELECT_CONSENTS + " WHERE user_id = $1 AND client_id = $2 AND resource = $3"
         rows = await self._fetch(sql, user_id, client_id, resource)
-        return _consent(rows[0]) if rows else None
+        return consent_from_row(rows[0]) if rows else None
 
     async def list_consents(self, user_id: str) -> list[Consent]:
         """A person's consents, oldest first (ties by client, then resource)."""
         sql = SELECT_CONSENTS + " WHERE user_id = $1 ORDER BY granted_at, client_id, resource"
-        return [_consent(row) for row in await self._fetch(sql, user_id)]
+        return [consent_from_row(row) for row in await self._fetch(sql, user_id)]
 
     async def delete_consent(self, user_id: str, client_id: str, resource: str) -> bool:
         """Forget one consent; False if there was none."""
@@ -261,7 +320,7 @@ class PostgresStore:
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         )
         message = "refresh token exists, or its client or user does not"
-        await self._insert(sql, *_refresh_params(token), conflict=message)
+        await self._insert(sql, *refresh_params(token), conflict=message)
 
     async def use_refresh_token(self, token_hash: str, now: int) -> RefreshToken | None:
         """Mark the token used at ``now`` and return it as it was, if it was unused.
@@ -275,17 +334,17 @@ class PostgresStore:
             " auth_time, sid, created_at, expires_at, family_expires_at, 0 AS used_at"
         )
         rows = await self._fetch(sql, use_time(now), token_hash)
-        return _refresh_token(rows[0]) if rows else None
+        return refresh_token_from_row(rows[0]) if rows else None
 
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         """The token, used or not, or None."""
         rows = await self._fetch(SELECT_REFRESH + " WHERE token_hash = $1", token_hash)
-        return _refresh_token(rows[0]) if rows else None
+        return refresh_token_from_row(rows[0]) if rows else None
 
     async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
         """Every token of a family, oldest first (ties by hash)."""
         sql = SELECT_REFRESH + " WHERE family_id = $1 ORDER BY created_at, token_hash"
-        return [_refresh_token(row) for row in await self._fetch(sql, family_id)]
+        return [refresh_token_from_row(row) for row in await self._fetch(sql, family_id)]
 
     async def delete_refresh_token(self, token_hash: str) -> bool:
         """Delete one token; False if there was none."""
@@ -403,73 +462,3 @@ def _mapped_errors() -> Iterator[None]:
         yield
     except _DB_ERRORS as exc:
         raise StoreError(f"PostgreSQL: {type(exc).__name__}") from exc
-
-
-def _client_params(client: Client) -> tuple[Any, ...]:
-    return (
-        client.client_id,
-        orjson.dumps(client.metadata).decode(),
-        client.created_at,
-        client.secret_hash,
-        client.secret_expires_at,
-        client.registration_token_hash,
-    )
-
-
-def _client(row: Any) -> Client:
-    return Client(
-        client_id=row["client_id"],
-        metadata=orjson.loads(row["metadata"]),
-        created_at=row["created_at"],
-        secret_hash=row["secret_hash"],
-        secret_expires_at=row["secret_expires_at"],
-        registration_token_hash=row["registration_token_hash"],
-    )
-
-
-def _resource(row: Any) -> Resource:
-    return Resource(row["uri"], tuple(row["scopes"]), row["token_ttl"], row["created_at"])
-
-
-def _signing_key(row: Any) -> SigningKey:
-    return SigningKey(
-        kid=row["kid"],
-        alg=row["alg"],
-        generation=row["generation"],
-        private_jwe=row["private_jwe"],
-        public_jwk=orjson.loads(row["public_jwk"]),
-        created_at=row["created_at"],
-        activates_at=row["activates_at"],
-    )
-
-
-def _user(row: Any) -> User:
-    verified = bool(row["email_verified"])
-    return User(row["user_id"], row["email"], verified, row["name"], row["created_at"])
-
-
-def _consent(row: Any) -> Consent:
-    scopes = tuple(row["scopes"])
-    return Consent(row["user_id"], row["client_id"], row["resource"], scopes, row["granted_at"])
-
-
-def _refresh_params(token: RefreshToken) -> tuple[Any, ...]:
-    return (
-        token.token_hash,
-        token.family_id,
-        token.client_id,
-        token.user_id,
-        list(token.scopes),
-        token.resource,
-        token.auth_time,
-        token.sid,
-        token.created_at,
-        token.expires_at,
-        token.family_expires_at,
-        token.used_at,
-    )
-
-
-def _refresh_token(row: Any) -> RefreshToken:
-    # The columns are named like the fields; only the scopes change type.
-    return RefreshToken(**{**dict(row), "scopes": tuple(row["scopes"])})

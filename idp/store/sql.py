@@ -10,6 +10,9 @@ SELECT_KEYS = (
 )
 SELECT_USERS = "SELECT user_id, email, email_verified, name, created_at FROM users"
 SELECT_CONSENTS = "SELECT user_id, client_id, resource, scopes, granted_at FROM consents"
+SELECT_IDENTITIES = (
+    "SELECT issuer, subject, user_id, email, email_verified, created_at FROM identities"
+)
 SELECT_REFRESH = (
     "SELECT token_hash, family_id, client_id, user_id, scopes, resource, auth_time, sid,"
     " created_at, expires_at, family_expires_at, used_at FROM refresh_tokens"

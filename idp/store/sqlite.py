@@ -20,10 +20,19 @@ import orjson
 
 from idp.store import StoreError
 from idp.store.migrations import Migration, load_migrations, pending, split_statements
-from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
+from idp.store.models import (
+    Client,
+    Consent,
+    Identity,
+    RefreshToken,
+    Resource,
+    SigningKey,
+    User,
+)
 from idp.store.sql import (
     SELECT_CLIENTS,
     SELECT_CONSENTS,
+    SELECT_IDENTITIES,
     SELECT_KEYS,
     SELECT_REFRESH,
     SELECT_USERS,
@@ -34,6 +43,8 @@ from idp.store.sqlite_rows import (
     client_from_row,
     client_params,
     consent_from_row,
+    identity_from_row,
+    identity_params,
     json_list,
     refresh_params,
     refresh_token_from_row,
@@ -274,8 +285,42 @@ class SQLiteStore:
         return [user_from_row(row) for row in rows]
 
     async def delete_user(self, user_id: str) -> bool:
-        """Delete the person with their consents and refresh tokens; False if none."""
+        """Delete the person with their identities, consents and refresh tokens; False if none."""
         return await self._change("DELETE FROM users WHERE user_id = ?", (user_id,)) > 0
+
+    # Linked identities
+
+    async def link_identity(self, identity: Identity) -> None:
+        """Link an identity; raise :class:`StoreError` if it is linked or its person unknown."""
+        sql = (
+            "INSERT INTO identities (issuer, subject, user_id, email, email_verified,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        message = "identity already linked, or its user does not exist"
+        await self._insert(sql, identity_params(identity), message)
+
+    async def get_identity(self, issuer: str, subject: str) -> Identity | None:
+        """The identity with exactly this issuer and subject, or None."""
+        sql = SELECT_IDENTITIES + " WHERE issuer = ? AND subject = ?"
+        rows = await self._fetch(sql, (issuer, subject))
+        return identity_from_row(rows[0]) if rows else None
+
+    async def list_identities(self, user_id: str) -> list[Identity]:
+        """A person's linked identities, oldest first (ties by issuer, then subject)."""
+        sql = SELECT_IDENTITIES + " WHERE user_id = ? ORDER BY created_at, issuer, subject"
+        return [identity_from_row(row) for row in await self._fetch(sql, (user_id,))]
+
+    async def update_identity_email(
+        self, issuer: str, subject: str, email: str | None, email_verified: bool
+    ) -> bool:
+        """Record the email the upstream asserted at this sign-in; False if not linked."""
+        sql = "UPDATE identities SET email = ?, email_verified = ? WHERE issuer = ? AND subject = ?"
+        return await self._change(sql, (email, int(email_verified), issuer, subject)) > 0
+
+    async def unlink_identity(self, issuer: str, subject: str) -> bool:
+        """Forget the link; False if there was none."""
+        sql = "DELETE FROM identities WHERE issuer = ? AND subject = ?"
+        return await self._change(sql, (issuer, subject)) > 0
 
     # Consent
 

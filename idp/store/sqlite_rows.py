@@ -8,7 +8,15 @@ from typing import Any
 
 import orjson
 
-from idp.store.models import Client, Consent, RefreshToken, Resource, SigningKey, User
+from idp.store.models import (
+    Client,
+    Consent,
+    Identity,
+    RefreshToken,
+    Resource,
+    SigningKey,
+    User,
+)
 
 
 def json_list(items: Sequence[str]) -> str:
@@ -58,6 +66,22 @@ def signing_key_from_row(row: sqlite3.Row) -> SigningKey:
 def user_from_row(row: sqlite3.Row) -> User:
     verified = bool(row["email_verified"])
     return User(row["user_id"], row["email"], verified, row["name"], row["created_at"])
+
+
+def identity_params(identity: Identity) -> tuple[Any, ...]:
+    return (
+        identity.issuer,
+        identity.subject,
+        identity.user_id,
+        identity.email,
+        int(identity.email_verified),
+        identity.created_at,
+    )
+
+
+def identity_from_row(row: sqlite3.Row) -> Identity:
+    # The columns are named like the fields; only the flag is stored as 0 or 1.
+    return Identity(**{**dict(row), "email_verified": bool(row["email_verified"])})
 
 
 def consent_from_row(row: sqlite3.Row) -> Consent:

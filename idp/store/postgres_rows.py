@@ -1,0 +1,92 @@
+"""Turning asyncpg records into our records and records into statement arguments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from idp.store.models import (
+    Client,
+    Consent,
+    Identity,
+    RefreshToken,
+    Resource,
+    SigningKey,
+    User,
+)
+
+
+def client_params(client: Client) -> tuple[Any, ...]:
+    return (
+        client.client_id,
+        orjson.dumps(client.metadata).decode(),
+        client.created_at,
+        client.secret_hash,
+        client.secret_expires_at,
+        client.registration_token_hash,
+    )
+
+
+def client_from_row(row: Any) -> Client:
+    return Client(
+        client_id=row["client_id"],
+        metadata=orjson.loads(row["metadata"]),
+        created_at=row["created_at"],
+        secret_hash=row["secret_hash"],
+        secret_expires_at=row["secret_expires_at"],
+        registration_token_hash=row["registration_token_hash"],
+    )
+
+
+def resource_from_row(row: Any) -> Resource:
+    return Resource(row["uri"], tuple(row["scopes"]), row["token_ttl"], row["created_at"])
+
+
+def signing_key_from_row(row: Any) -> SigningKey:
+    return SigningKey(
+        kid=row["kid"],
+        alg=row["alg"],
+        generation=row["generation"],
+        private_jwe=row["private_jwe"],
+        public_jwk=orjson.loads(row["public_jwk"]),
+        created_at=row["created_at"],
+        activates_at=row["activates_at"],
+    )
+
+
+def user_from_row(row: Any) -> User:
+    verified = bool(row["email_verified"])
+    return User(row["user_id"], row["email"], verified, row["name"], row["created_at"])
+
+
+def identity_from_row(row: Any) -> Identity:
+    # The columns are named like the fields and already have their types.
+    return Identity(**dict(row))
+
+
+def consent_from_row(row: Any) -> Consent:
+    scopes = tuple(row["scopes"])
+    return Consent(row["user_id"], row["client_id"], row["resource"], scopes, row["granted_at"])
+
+
+def refresh_params(token: RefreshToken) -> tuple[Any, ...]:
+    return (
+        token.token_hash,
+        token.family_id,
+        token.client_id,
+        token.user_id,
+        list(token.scopes),
+        token.resource,
+        token.auth_time,
+        token.sid,
+        token.created_at,
+        token.expires_at,
+        token.family_expires_at,
+        token.used_at,
+    )
+
+
+def refresh_token_from_row(row: Any) -> RefreshToken:
+    # The columns are named like the fields; only the scopes change type.
+    return RefreshToken(**{**dict(row), "scopes": tuple(row["scopes"])})
