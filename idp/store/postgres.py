@@ -28,7 +28,6 @@ from idp.store.models import (
 )
 from idp.store.postgres_rows import (
     client_from_row,
-    client_params,
     consent_from_row,
     identity_from_row,
     refresh_params,
@@ -44,6 +43,7 @@ from idp.store.sql import (
     SELECT_KEYS,
     SELECT_REFRESH,
     SELECT_USERS,
+    client_params,
     positive,
     use_time,
 )

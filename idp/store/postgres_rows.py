@@ -15,17 +15,7 @@ from idp.store.models import (
     SigningKey,
     User,
 )
-
-
-def client_params(client: Client) -> tuple[Any, ...]:
-    return (
-        client.client_id,
-        orjson.dumps(client.metadata).decode(),
-        client.created_at,
-        client.secret_hash,
-        client.secret_expires_at,
-        client.registration_token_hash,
-    )
+from idp.store.sql import refresh_columns
 
 
 def client_from_row(row: Any) -> Client:
@@ -70,23 +60,10 @@ def consent_from_row(row: Any) -> Consent:
     return Consent(row["user_id"], row["client_id"], row["resource"], scopes, row["granted_at"])
 
 
-def refresh_params(token: RefreshToken) -> tuple[Any, ...]:
-    return (
-        token.token_hash,
-        token.family_id,
-        token.client_id,
-        token.user_id,
-        list(token.scopes),
-        token.resource,
-        token.auth_time,
-        token.sid,
-        token.created_at,
-        token.expires_at,
-        token.family_expires_at,
-        token.used_at,
-    )
-
-
 def refresh_token_from_row(row: Any) -> RefreshToken:
     # The columns are named like the fields; only the scopes change type.
     return RefreshToken(**{**dict(row), "scopes": tuple(row["scopes"])})
+
+
+def refresh_params(token: RefreshToken) -> tuple[Any, ...]:
+    return refresh_columns(token, list(token.scopes))

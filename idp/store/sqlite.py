@@ -36,12 +36,12 @@ from idp.store.sql import (
     SELECT_KEYS,
     SELECT_REFRESH,
     SELECT_USERS,
+    client_params,
     positive,
     use_time,
 )
 from idp.store.sqlite_rows import (
     client_from_row,
-    client_params,
     consent_from_row,
     identity_from_row,
     identity_params,

@@ -17,22 +17,11 @@ from idp.store.models import (
     SigningKey,
     User,
 )
+from idp.store.sql import refresh_columns
 
 
 def json_list(items: Sequence[str]) -> str:
     return orjson.dumps(list(items)).decode()
-
-
-def client_params(client: Client) -> tuple[Any, ...]:
-    metadata = orjson.dumps(client.metadata).decode()
-    return (
-        client.client_id,
-        metadata,
-        client.created_at,
-        client.secret_hash,
-        client.secret_expires_at,
-        client.registration_token_hash,
-    )
 
 
 def client_from_row(row: sqlite3.Row) -> Client:
@@ -89,23 +78,10 @@ def consent_from_row(row: sqlite3.Row) -> Consent:
     return Consent(row["user_id"], row["client_id"], row["resource"], scopes, row["granted_at"])
 
 
-def refresh_params(token: RefreshToken) -> tuple[Any, ...]:
-    return (
-        token.token_hash,
-        token.family_id,
-        token.client_id,
-        token.user_id,
-        json_list(token.scopes),
-        token.resource,
-        token.auth_time,
-        token.sid,
-        token.created_at,
-        token.expires_at,
-        token.family_expires_at,
-        token.used_at,
-    )
-
-
 def refresh_token_from_row(row: sqlite3.Row) -> RefreshToken:
     # The columns are named like the fields; only the scopes need decoding.
     return RefreshToken(**{**dict(row), "scopes": tuple(orjson.loads(row["scopes"]))})
+
+
+def refresh_params(token: RefreshToken) -> tuple[Any, ...]:
+    return refresh_columns(token, json_list(token.scopes))
