@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+NODE_OP := tests/upstreams/node
+# The SSO tests' OpenID provider runs on Node; without npm the step is left out and the tests
+# themselves skip (or fail under CI=true).
+NODE_DEPS := $(if $(shell command -v npm 2>/dev/null),$(NODE_OP)/node_modules/.package-lock.json)
 
 .PHONY: run test lint types bench clean
 
@@ -17,11 +21,15 @@ $(VENV)/.test-installed: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# npm ci rewrites node_modules/.package-lock.json, so it is newer than the lock once installed.
+$(NODE_OP)/node_modules/.package-lock.json: $(NODE_OP)/package-lock.json
+	npm ci --no-audit --no-fund --prefix $(NODE_OP)
+
 run: $(VENV)/.installed
 	$(BIN)/idp migrate
 	$(BIN)/idp serve --host $(HOST) --port $(PORT)
 
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed $(NODE_DEPS)
 	$(BIN)/pytest
 
 lint: $(VENV)/.test-installed
@@ -35,4 +43,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/signing.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache $(NODE_OP)/node_modules
