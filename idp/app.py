@@ -26,6 +26,7 @@ from idp.endpoints import (
     logout,
     registration,
     revocation,
+    sso_connections,
     token,
     userinfo,
 )
@@ -88,6 +89,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/register/{client_id}", registration.read, methods=["GET"]),
         Route("/register/{client_id}", registration.update, methods=["PUT"]),
         Route("/register/{client_id}", registration.delete, methods=["DELETE"]),
+        *sso_connections.ROUTES,
         Route("/.well-known/openid-configuration", discovery.serve_metadata, methods=["GET"]),
     ]
     well_known: list[BaseRoute] = [

@@ -1,4 +1,4 @@
-"""The ``idp`` command: serve, migrate, and manage keys, clients and resources.
+"""The ``idp`` command: serve, migrate, and manage keys, clients, resources, people and orgs.
 
 Every command reads the same ``IDP_*`` settings as the service and talks to the same store.
 """
@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 import orjson
 
+from idp.api_keys import key_id_of, new_api_key
 from idp.config import ConfigError, Settings, load_settings
 from idp.emails import normalise
 from idp.endpoints.registration import CLIENT_ID_PREFIX
@@ -22,10 +23,13 @@ from idp.hashing import SecretHasher, new_secret
 from idp.keys import KeyRing
 from idp.provider import Provider, ensure_schema, open_provider
 from idp.resources import MAX_RESOURCE_TTL, canonical_uri, valid_scope_token
-from idp.store import Client, Resource, StoreError, User
+from idp.store import ApiKey, Client, Organization, Resource, StoreError, User
 from idp.store.connect import open_store
 
 USER_ID_PREFIX = "usr_"
+ORG_ID_PREFIX = "org_"
+# What an API key may be for; issue #5 adds the deployments' scopes.
+API_KEY_SCOPES = ("admin",)
 MIN_CHOSEN_SECRET = 16
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -360,3 +364,118 @@ async def users_add(email: str, name: str | None) -> None:
 async def users_list() -> None:
     for user in await _with_store(settings_or_exit(), lambda store: store.list_users()):
         click.echo(f"{user.user_id}\t{user.email}\t{user.name or ''}")
+
+
+def _when(timestamp: int | None) -> str:
+    if timestamp is None:
+        return "never"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+@main.group()
+def orgs() -> None:
+    """Organizations: they own SSO connections and admin API keys."""
+
+
+@orgs.command("add")
+@click.argument("name")
+@run
+async def orgs_add(name: str) -> None:
+    """Create an organization; prints its id (and nothing else, for scripts)."""
+    if not name.strip():
+        raise click.BadParameter("must not be empty", param_hint="NAME")
+    org = Organization(ORG_ID_PREFIX + new_secret(nbytes=16), name.strip(), int(time.time()))
+    await _with_store(settings_or_exit(), lambda store: store.create_org(org))
+    click.echo(org.org_id)
+
+
+@orgs.command("list")
+@run
+async def orgs_list() -> None:
+    for org in await _with_store(settings_or_exit(), lambda store: store.list_orgs()):
+        click.echo(f"{org.org_id}\t{org.name}")
+
+
+@main.group("api-keys")
+def api_keys() -> None:
+    """API keys (msk_...): shown once when created, stored only as hashes."""
+
+
+@api_keys.command("create")
+@click.option("--org", "org_id", required=True, help="the organization the key manages")
+@click.option("--scope", "scopes", required=True, multiple=True, type=click.Choice(API_KEY_SCOPES))
+@click.option("--name", default="", help="what the key is for, shown in lists")
+@click.option(
+    "--expires-in", type=click.IntRange(min=60), default=None, help="seconds (default: never)"
+)
+@run
+async def api_keys_create(
+    org_id: str, scopes: tuple[str, ...], name: str, expires_in: int | None
+) -> None:
+    """Create an organization's key; prints it once on standard output."""
+
+    async def body(provider: Provider) -> None:
+        if await provider.store.get_org(org_id) is None:
+            raise click.ClickException(f"no organization {org_id}")
+        plaintext, key = new_api_key(
+            provider.hasher,
+            scopes=scopes,
+            now=provider.now(),
+            org_id=org_id,
+            name=name.strip(),
+            expires_in=expires_in,
+        )
+        await provider.store.create_api_key(key)
+        click.echo(plaintext)
+        click.echo(f"key id {key.key_id}: store the key now, it will not be shown again", err=True)
+
+    await with_provider(body)
+
+
+@api_keys.command("list")
+@click.option("--org", "org_id", required=True)
+@run
+async def api_keys_list(org_id: str) -> None:
+    """An organization's keys, without their secrets: id, state, scopes, times, name."""
+    now = int(time.time())
+    for key in await _with_store(settings_or_exit(), lambda store: store.list_api_keys(org_id)):
+        scopes = ",".join(key.scopes)
+        times = f"{_when(key.created_at)}\t{_when(key.expires_at)}\t{_when(key.last_used_at)}"
+        click.echo(f"{key.key_id}\t{_key_state(key, now)}\t{scopes}\t{times}\t{key.name}")
+
+
+def _key_state(key: ApiKey, now: int) -> str:
+    if key.revoked_at is not None:
+        return "revoked"
+    return "active" if key.is_active(now) else "expired"
+
+
+@api_keys.command("revoke")
+@click.argument("key_id")
+@run
+async def api_keys_revoke(key_id: str) -> None:
+    """Revoke a key, named by its id (or by the whole key); it stops working at once."""
+    key_id = key_id_of(key_id) or key_id
+    now = int(time.time())
+    if not await _with_store(settings_or_exit(), lambda store: store.revoke_api_key(key_id, now)):
+        raise click.ClickException(f"no active key {key_id}")
+    click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def sso() -> None:
+    """Enterprise SSO connections (created through the admin API, /api/sso-connections)."""
+
+
+@sso.command("list")
+@click.option("--org", "org_id", default=None, help="only this organization's connections")
+@run
+async def sso_list(org_id: str | None) -> None:
+    """Every connection: id, organization, provider, state, enforcement, domains, name."""
+    settings = settings_or_exit()
+    for conn in await _with_store(settings, lambda store: store.list_sso_connections(org_id)):
+        state = "enabled" if conn.enabled else "disabled"
+        enforced = "enforced" if conn.enforce_sso else "optional"
+        domains = ",".join(conn.domains)
+        fields = [conn.connection_id, conn.org_id, conn.provider, state, enforced, domains]
+        click.echo("\t".join([*fields, conn.name]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -21,15 +21,30 @@ SigningAlg = Literal["ES256", "RS256"]
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
+CONNECTOR_CREDENTIALS = {
+    "GitHub": ("github_client_id", "github_client_secret"),
+    "Google": ("google_client_id", "google_client_secret"),
+    "Microsoft": ("microsoft_client_id", "microsoft_client_secret"),
+    "Apple": ("apple_client_id", "apple_team_id", "apple_private_key_id", "apple_private_key_path"),
+    "enterprise SSO": ("mashin_oidc_issuer", "mashin_oidc_client_id", "mashin_oidc_client_secret"),
+}
+
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
+def _upstream(variable: str) -> Any:
+    """A connector setting read from ``variable`` as the product documentation names it."""
+    return Field(default=None, validation_alias=variable)
+
+
 class Settings(BaseSettings):
     """Every setting of the service; see the README for what each one does."""
 
-    model_config = SettingsConfigDict(env_prefix="IDP_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="IDP_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     env: Environment = "dev"
     issuer: str = "http://localhost:8000"
@@ -71,6 +86,38 @@ class Settings(BaseSettings):
 
     trusted_proxies: str = ""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+    # Connectors (upstream identity providers). Their credentials use the names the product
+    # documentation gives, without the IDP_ prefix; a connector is on when its client id is set.
+    github_client_id: str | None = _upstream("GITHUB_CLIENT_ID")
+    github_client_secret: SecretStr | None = _upstream("GITHUB_CLIENT_SECRET")
+    github_redirect_uri: str | None = _upstream("GITHUB_REDIRECT_URI")
+    google_client_id: str | None = _upstream("GOOGLE_CLIENT_ID")
+    google_client_secret: SecretStr | None = _upstream("GOOGLE_CLIENT_SECRET")
+    google_redirect_uri: str | None = _upstream("GOOGLE_REDIRECT_URI")
+    microsoft_client_id: str | None = _upstream("MICROSOFT_CLIENT_ID")
+    microsoft_client_secret: SecretStr | None = _upstream("MICROSOFT_CLIENT_SECRET")
+    microsoft_redirect_uri: str | None = _upstream("MICROSOFT_REDIRECT_URI")
+    apple_client_id: str | None = _upstream("APPLE_CLIENT_ID")
+    apple_team_id: str | None = _upstream("APPLE_TEAM_ID")
+    apple_private_key_id: str | None = _upstream("APPLE_PRIVATE_KEY_ID")
+    apple_private_key_path: Path | None = _upstream("APPLE_PRIVATE_KEY_PATH")
+    apple_redirect_uri: str | None = _upstream("APPLE_REDIRECT_URI")
+    mashin_oidc_issuer: str | None = _upstream("MASHIN_OIDC_ISSUER")
+    mashin_oidc_client_id: str | None = _upstream("MASHIN_OIDC_CLIENT_ID")
+    mashin_oidc_client_secret: SecretStr | None = _upstream("MASHIN_OIDC_CLIENT_SECRET")
+    mashin_oidc_domains: str = Field(default="", validation_alias="MASHIN_OIDC_DOMAINS")
+    mashin_oidc_enforce_sso: bool = Field(default=False, validation_alias="MASHIN_OIDC_ENFORCE_SSO")
+
+    # Where the social connectors live; tests point these at stand-ins on loopback.
+    github_url: str = "https://github.com"
+    github_api_url: str = "https://api.github.com"
+    google_issuer: str = "https://accounts.google.com"
+    microsoft_authority: str = "https://login.microsoftonline.com"
+    microsoft_tenant: str = "common"
+    apple_issuer: str = "https://appleid.apple.com"
+    # Plain http and private addresses for upstreams: for tests against local servers only.
+    allow_insecure_upstreams: bool = False
 
     @field_validator("issuer")
     @classmethod
@@ -144,6 +191,23 @@ class Settings(BaseSettings):
             raise ValueError("IDP_ISSUER: must be https in prod (http only for loopback)")
         if self.key_encryption_key is None:
             raise ValueError("IDP_KEY_ENCRYPTION_KEY: is required in prod")
+        if self.allow_insecure_upstreams:
+            raise ValueError("IDP_ALLOW_INSECURE_UPSTREAMS: is for tests and refused in prod")
+        return self
+
+    @model_validator(mode="after")
+    def _connectors_are_complete(self) -> Settings:
+        """A connector with some of its credentials is a mistake, not a disabled connector."""
+        for name, required in CONNECTOR_CREDENTIALS.items():
+            given = [field for field in required if getattr(self, field) is not None]
+            if given and len(given) < len(required):
+                missing = next(field for field in required if getattr(self, field) is None)
+                raise ValueError(f"{missing.upper()}: is required when {name} is configured")
+        for name in ("github", "google", "microsoft", "apple"):
+            given = getattr(self, f"{name}_redirect_uri")
+            expected = self.endpoint(f"/auth/user/{name}/callback")
+            if given is not None and given != expected:
+                raise ValueError(f"{name.upper()}_REDIRECT_URI: must be {expected}")
         return self
 
     @property
@@ -165,4 +229,9 @@ def load_settings(**overrides: object) -> Settings:
         field = ".".join(str(part) for part in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         # A rule across several settings names its variable at the start of its message.
-        raise ConfigError(f"IDP_{field.upper()}: {message}" if field else message) from None
+        raise ConfigError(f"{_variable(field)}: {message}" if field else message) from None
+
+
+def _variable(field: str) -> str:
+    """The environment variable behind a setting (connector credentials have no prefix)."""
+    return field if field.isupper() else f"IDP_{field.upper()}"

@@ -40,13 +40,23 @@ class FetchError(Exception):
 class FetchPolicy:
     """Limits of outbound fetches; ``timeout`` (seconds) bounds the whole fetch.
 
-    ``allow_private`` and ``ssl_context`` exist for tests against a local server only.
+    ``allow_private``, ``allow_http`` and ``ssl_context`` exist for tests against a local
+    server only (``IDP_ALLOW_INSECURE_UPSTREAMS``, which production refuses).
     """
 
     timeout: float = 5.0
     max_bytes: int = 256 * 1024
     allow_private: bool = False
+    allow_http: bool = False
     ssl_context: ssl.SSLContext | None = None
+
+    def pool(self) -> httpcore.AsyncConnectionPool:
+        """A connection pool that connects only to addresses this policy allows."""
+        return httpcore.AsyncConnectionPool(
+            ssl_context=self.ssl_context or httpx.create_ssl_context(),
+            keepalive_expiry=30.0,  # reuse is safe: the address was checked at connect
+            network_backend=_CheckedBackend(self.allow_private),
+        )
 
 
 def is_public_address(address: IPAddress) -> bool:
@@ -126,11 +136,7 @@ class Fetcher:
 
     def __init__(self, policy: FetchPolicy | None = None) -> None:
         self._policy = policy or FetchPolicy()
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=self._policy.ssl_context or httpx.create_ssl_context(),
-            keepalive_expiry=30.0,  # reuse is safe: the address was checked at connect
-            network_backend=_CheckedBackend(self._policy.allow_private),
-        )
+        self._pool = self._policy.pool()
 
     async def get_json(self, url: str) -> dict[str, object]:
         """GET ``url``; the answer must be a 200 whose body is a JSON object.
@@ -138,7 +144,7 @@ class Fetcher:
         Raises :class:`FetchError` for a refused URL or address, any other status (a redirect
         included), a timeout, a body over the size cap, or a body that is not a JSON object.
         """
-        target = _parse_https_url(url)
+        target = _parse_url(url, self._policy.allow_http)
         try:
             with anyio.fail_after(self._policy.timeout):
                 body = await self._read(target)
@@ -154,7 +160,7 @@ class Fetcher:
 
     async def _read(self, url: httpx.URL) -> bytes:
         core_url = httpcore.URL(
-            scheme=b"https", host=url.raw_host, port=url.port, target=url.raw_path
+            scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
         )
         headers = [(b"Host", url.netloc), *_HEADERS]
         async with self._pool.stream("GET", core_url, headers=headers) as response:
@@ -167,12 +173,12 @@ class Fetcher:
         return bytes(body)
 
 
-def _parse_https_url(url: str) -> httpx.URL:
+def _parse_url(url: str, allow_http: bool) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         raise FetchError("invalid URL") from None
-    if parsed.scheme != "https":
+    if parsed.scheme != "https" and not (allow_http and parsed.scheme == "http"):
         raise FetchError("https required")
     if not parsed.raw_host:
         raise FetchError("invalid URL")
@@ -218,3 +224,56 @@ def _json_object(body: bytes) -> dict[str, object]:
     if not isinstance(document, dict):
         raise FetchError("not a JSON object")
     return document
+
+
+class CheckedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport under the same rules as :class:`Fetcher`, for OAuth exchanges with
+    upstreams (token and userinfo requests): checked addresses, https unless the policy allows
+    http, no redirects (httpx follows none by default), bodies capped at ``max_bytes``."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self._policy = policy
+        self._pool = policy.pool()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            _parse_url(str(request.url), self._policy.allow_http)
+        except FetchError as exc:
+            raise httpx.UnsupportedProtocol(str(exc)) from None
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            response = await self._pool.handle_async_request(core)
+            body = await _read_capped(response, self._policy.max_bytes)
+        except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
+            raise httpx.TransportError(_failure_reason(exc)) from None
+        except httpcore.TimeoutException:
+            raise httpx.TimeoutException("timed out") from None
+        except FetchError as exc:
+            raise httpx.TransportError(str(exc)) from None
+        return httpx.Response(response.status, headers=response.headers, content=body)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
+
+
+async def _read_capped(response: httpcore.Response, max_bytes: int) -> bytes:
+    body = bytearray()
+    try:
+        async for chunk in response.aiter_stream():
+            body += chunk
+            if len(body) > max_bytes:
+                raise FetchError("response too large")
+    finally:
+        await response.aclose()
+    return bytes(body)

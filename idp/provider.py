@@ -18,10 +18,13 @@ from joserfc.jwk import OctKey
 
 from idp.client_keys import ClientKeys
 from idp.config import ConfigError, Settings
-from idp.fetch import Fetcher
+from idp.connectors.registry import Connectors, open_connectors
+from idp.connectors.upstreams import Upstreams
+from idp.fetch import Fetcher, FetchPolicy
 from idp.hashing import SecretHasher, derive_key
 from idp.keys import KeyRing, dev_kek, parse_kek
 from idp.mail import Mailer, open_mailer
+from idp.sealing import Sealer
 from idp.store import Ephemeral, Resource, Store
 from idp.store.connect import open_redis, open_store
 
@@ -53,6 +56,9 @@ class Provider:
     catalogue: Catalogue
     mailer: Mailer
     form_key: bytes
+    upstreams: Upstreams
+    sealer: Sealer
+    connectors: Connectors
     clock: Any = time.time
     closers: list[Any] = field(default_factory=list)
 
@@ -83,6 +89,7 @@ class Provider:
 
     async def close(self) -> None:
         await self.client_keys.aclose()
+        await self.upstreams.aclose()
         for closer in reversed(self.closers):
             await closer()
 
@@ -92,6 +99,12 @@ def key_encryption_key(settings: Settings) -> OctKey:
     if settings.key_encryption_key is not None:
         return parse_kek(settings.key_encryption_key.get_secret_value())
     return dev_kek(settings.key_dir)
+
+
+def upstream_policy(settings: Settings) -> FetchPolicy:
+    """Outbound rules towards upstreams; loopback over http only when tests ask for it."""
+    insecure = settings.allow_insecure_upstreams
+    return FetchPolicy(timeout=10.0, allow_private=insecure, allow_http=insecure)
 
 
 async def ensure_schema(store: Store, settings: Settings) -> None:
@@ -122,6 +135,7 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
             await closer()
         raise
     catalogue = Catalogue()
+    upstreams = Upstreams(upstream_policy(settings), clock=clock)
     retention = lambda: catalogue.longest_ttl(settings.access_token_ttl) + settings.clock_leeway  # noqa: E731
     keys = KeyRing(
         store, kek, publish_delay=settings.key_publish_delay, retention=retention, clock=clock
@@ -136,6 +150,9 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
         catalogue=catalogue,
         mailer=mailer,
         form_key=derive_key(kek.raw_value, "idp form tokens"),
+        upstreams=upstreams,
+        connectors=open_connectors(settings, upstreams, clock),
+        sealer=Sealer(derive_key(kek.raw_value, "idp sealed secrets")),
         clock=clock,
         closers=closers,
     )

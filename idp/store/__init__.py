@@ -10,23 +10,30 @@ from __future__ import annotations
 from typing import Protocol
 
 from idp.store.models import (
+    ApiKey,
     Client,
     Consent,
     Identity,
+    Organization,
     RefreshToken,
     Resource,
     SigningKey,
+    SsoConnection,
     User,
 )
 
 __all__ = [
+    "ApiKey",
     "Client",
     "Consent",
+    "DomainTaken",
     "Ephemeral",
     "Identity",
+    "Organization",
     "RefreshToken",
     "Resource",
     "SigningKey",
+    "SsoConnection",
     "Store",
     "StoreError",
     "User",
@@ -35,6 +42,14 @@ __all__ = [
 
 class StoreError(Exception):
     """The store could not do what was asked (connection lost, constraint broken)."""
+
+
+class DomainTaken(StoreError):
+    """An email domain already belongs to another SSO connection; nothing was written."""
+
+    def __init__(self, domain: str) -> None:
+        super().__init__(f"domain {domain} belongs to another SSO connection")
+        self.domain = domain
 
 
 class Ephemeral(Protocol):
@@ -147,7 +162,8 @@ class Store(Ephemeral, Protocol):
         """All people, oldest first."""
 
     async def delete_user(self, user_id: str) -> bool:
-        """Delete the person with their identities, consents and refresh tokens; False if none."""
+        """Delete the person with everything that is theirs (identities, consents, refresh
+        tokens, memberships, API keys); False if none."""
 
     # Linked identities
     async def link_identity(self, identity: Identity) -> None:
@@ -209,3 +225,86 @@ class Store(Ephemeral, Protocol):
 
     async def revoke_refresh_family(self, family_id: str) -> int:
         """Delete every token of the family; return how many."""
+
+    # Organizations and their members
+
+    async def create_org(self, org: Organization) -> None:
+        """Insert an organization; raise :class:`StoreError` if ``org_id`` exists."""
+
+    async def get_org(self, org_id: str) -> Organization | None:
+        """The organization, or None."""
+
+    async def list_orgs(self) -> list[Organization]:
+        """All organizations, oldest first."""
+
+    async def delete_org(self, org_id: str) -> bool:
+        """Delete the organization with its memberships, API keys and SSO connections (their
+        domains too); False if there was none. Its members stay people."""
+
+    async def add_member(self, org_id: str, user_id: str, now: int) -> bool:
+        """Make the person a member; True if they were not one already (idempotent).
+
+        Raise :class:`StoreError` if the organization or the person does not exist.
+        """
+
+    async def list_members(self, org_id: str) -> list[str]:
+        """The ids of the organization's members, longest-standing first."""
+
+    async def is_member(self, org_id: str, user_id: str) -> bool:
+        """True if the person is a member of the organization."""
+
+    # API keys
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        """Insert a key; raise :class:`StoreError` if its ``key_id`` exists or its organization
+        or person does not."""
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        """The key with exactly this lookup prefix, revoked and expired ones included, or None."""
+
+    async def list_api_keys(self, org_id: str) -> list[ApiKey]:
+        """The organization's keys, revoked and expired ones included, oldest first."""
+
+    async def revoke_api_key(self, key_id: str, now: int) -> bool:
+        """Mark the key revoked at ``now``; False if it is unknown or already revoked."""
+
+    async def touch_api_key(self, key_id: str, now: int) -> bool:
+        """Record a use of the key at ``now`` (never moving the time back); False if unknown."""
+
+    # SSO connections
+
+    async def create_sso_connection(self, conn: SsoConnection) -> None:
+        """Insert a connection with its domains, in one transaction.
+
+        Raise :class:`DomainTaken` if any domain belongs to another connection, and
+        :class:`StoreError` if the id exists or the organization does not; either way nothing
+        is written.
+        """
+
+    async def get_sso_connection(self, connection_id: str) -> SsoConnection | None:
+        """The connection with its domains (sorted), enabled or not, or None."""
+
+    async def list_sso_connections(self, org_id: str | None = None) -> list[SsoConnection]:
+        """The organization's connections (everyone's when ``org_id`` is None), oldest first."""
+
+    async def update_sso_connection(self, conn: SsoConnection) -> bool:
+        """Replace the connection with the same id and organization, its domains included.
+
+        ``org_id`` and ``created_at`` never change: False if there is no connection with this
+        id in this organization. The domains are replaced in one transaction with the same
+        :class:`DomainTaken` rule as :meth:`create_sso_connection`; nothing is half-written.
+        """
+
+    async def delete_sso_connection(self, connection_id: str) -> bool:
+        """Delete the connection and free its domains; False if there was none."""
+
+    async def sso_connection_for_domain(self, domain: str) -> SsoConnection | None:
+        """The connection that holds exactly this (normalised) email domain, or None.
+
+        Disabled connections are returned too: whether one may be used, or still forbids
+        other ways to sign in, is the caller's decision.
+        """
+
+    async def has_sso_connections(self) -> bool:
+        """True if any connection exists, enabled or not; one indexed probe, cheap enough for
+        every login page."""

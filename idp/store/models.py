@@ -1,4 +1,4 @@
-"""The records the durable store keeps: clients, resources, signing keys and people."""
+"""The records the durable store keeps: clients, resources, keys, people and organizations."""
 
 from __future__ import annotations
 
@@ -130,3 +130,63 @@ class RefreshToken:
     expires_at: int
     family_expires_at: int
     used_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    """A customer organization: it owns SSO connections and API keys, and has members."""
+
+    org_id: str
+    name: str
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key (``msk_...``), stored by the hash of the whole key (see :mod:`idp.api_keys`).
+
+    ``key_id`` is the key's non-secret lookup prefix. A key belongs to an organization, a person
+    or a deployment (issue #5); it is usable until ``revoked_at`` or ``expires_at``, whichever
+    comes first (None: never).
+    """
+
+    key_id: str
+    org_id: str | None
+    user_id: str | None
+    deployment_id: str | None
+    name: str
+    scopes: tuple[str, ...]
+    secret_hash: str
+    created_at: int
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+    def is_active(self, now: int) -> bool:
+        """Neither revoked nor expired at ``now``."""
+        expired = self.expires_at is not None and self.expires_at <= now
+        return self.revoked_at is None and not expired
+
+
+@dataclass(frozen=True, slots=True)
+class SsoConnection:
+    """An organization's enterprise SSO connection to an OpenID provider (``direct_oidc``).
+
+    People whose email domain is in ``domains`` (normalised, sorted; each domain belongs to one
+    connection at most) sign in through it; with ``enforce_sso`` they may sign in no other way.
+    The client secret is kept sealed (:class:`idp.sealing.Sealer`), never in clear.
+    """
+
+    connection_id: str
+    org_id: str
+    name: str
+    provider: str
+    auth_method: str
+    oidc_issuer: str
+    oidc_client_id: str
+    oidc_client_secret_sealed: str = field(repr=False)
+    domains: tuple[str, ...]
+    enforce_sso: bool
+    enabled: bool
+    created_at: int
+    updated_at: int

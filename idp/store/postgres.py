@@ -1,7 +1,9 @@
 """The PostgreSQL back end, for several replicas sharing one database.
 
 Every operation is one SQL statement on a pooled connection, so its atomicity comes from
-PostgreSQL row locks; migrations serialize on a transaction-scoped advisory lock.
+PostgreSQL row locks; the few that write several rows (an SSO connection and its domains) run in
+one transaction, and migrations serialize on a transaction-scoped advisory lock. Organizations,
+API keys and SSO connections live in :mod:`idp.store.postgres_orgs`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from idp.store.models import (
     SigningKey,
     User,
 )
+from idp.store.postgres_orgs import PostgresOrganizations
 from idp.store.postgres_rows import (
     client_from_row,
     consent_from_row,
@@ -57,7 +60,7 @@ _MIGRATION_LOCK = 0x1D9_0001
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-class PostgresStore:
+class PostgresStore(PostgresOrganizations):
     """:class:`idp.store.Store` on PostgreSQL through an asyncpg connection pool.
 
     Open it with :meth:`open`. ``clock`` gives the current Unix time used for ephemeral
@@ -236,7 +239,7 @@ class PostgresStore:
         return [user_from_row(row) for row in rows]
 
     async def delete_user(self, user_id: str) -> bool:
-        """Delete the person with their identities, consents and refresh tokens; False if none."""
+        """Delete the person and everything that is theirs (foreign keys cascade); False if none."""
         return await self._execute("DELETE FROM users WHERE user_id = $1", user_id) > 0
 
     # Linked identities

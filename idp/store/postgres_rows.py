@@ -7,15 +7,18 @@ from typing import Any
 import orjson
 
 from idp.store.models import (
+    ApiKey,
     Client,
     Consent,
     Identity,
+    Organization,
     RefreshToken,
     Resource,
     SigningKey,
+    SsoConnection,
     User,
 )
-from idp.store.sql import refresh_columns
+from idp.store.sql import api_key_columns, refresh_columns
 
 
 def client_from_row(row: Any) -> Client:
@@ -67,3 +70,21 @@ def refresh_token_from_row(row: Any) -> RefreshToken:
 
 def refresh_params(token: RefreshToken) -> tuple[Any, ...]:
     return refresh_columns(token, list(token.scopes))
+
+
+def org_from_row(row: Any) -> Organization:
+    return Organization(row["org_id"], row["name"], row["created_at"])
+
+
+def api_key_params(key: ApiKey) -> tuple[Any, ...]:
+    return api_key_columns(key, list(key.scopes))
+
+
+def api_key_from_row(row: Any) -> ApiKey:
+    # The columns are named like the fields; only the scopes change type.
+    return ApiKey(**{**dict(row), "scopes": tuple(row["scopes"])})
+
+
+def sso_connection_from_row(row: Any) -> SsoConnection:
+    # Sorted here, not in SQL, so both back ends agree whatever the database's collation.
+    return SsoConnection(**{**dict(row), "domains": tuple(sorted(row["domains"]))})

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from idp.store.models import Client, RefreshToken
+from idp.store.models import ApiKey, Client, RefreshToken, SsoConnection
 
 SELECT_CLIENTS = (
     "SELECT client_id, metadata, created_at, secret_hash, secret_expires_at,"
@@ -26,18 +26,17 @@ SELECT_REFRESH = (
     " created_at, expires_at, family_expires_at, used_at FROM refresh_tokens"
 )
 
+SELECT_ORGS = "SELECT org_id, name, created_at FROM organizations"
+SELECT_API_KEYS = (
+    "SELECT key_id, org_id, user_id, deployment_id, name, scopes, secret_hash, created_at,"
+    " expires_at, revoked_at, last_used_at FROM api_keys"
+)
+# Each dialect selects the connections as ``c`` with their domains as one more column.
+BY_DOMAIN = " JOIN sso_domains AS s ON s.connection_id = c.connection_id WHERE s.domain = "
+
 
 def positive(seconds: float) -> float:
-    """
-
-    from __future__ import annotations
-
-    from typing import Any
-
-    import orjson
-
-    from idp.store.models import Client, RefreshToken
-    A ``ttl`` or ``window``: Redis refuses zero and negative ones, so every back end does."""
+    """A ``ttl`` or ``window``: Redis refuses zero and negative ones, so every back end does."""
     if seconds <= 0:
         raise ValueError("ttl and window must be positive")
     return seconds
@@ -79,3 +78,44 @@ def refresh_columns(token: RefreshToken, scopes: Any) -> tuple[Any, ...]:
         token.family_expires_at,
         token.used_at,
     )
+
+
+def api_key_columns(key: ApiKey, scopes: Any) -> tuple[Any, ...]:
+    """A key as the columns of ``api_keys``, in table order; ``scopes`` as the dialect stores
+    them."""
+    return (
+        key.key_id,
+        key.org_id,
+        key.user_id,
+        key.deployment_id,
+        key.name,
+        scopes,
+        key.secret_hash,
+        key.created_at,
+        key.expires_at,
+        key.revoked_at,
+        key.last_used_at,
+    )
+
+
+def sso_columns(conn: SsoConnection) -> tuple[Any, ...]:
+    """A connection as the columns of ``sso_connections`` (domains apart), in table order."""
+    return (
+        conn.connection_id,
+        conn.org_id,
+        conn.name,
+        conn.provider,
+        conn.auth_method,
+        conn.oidc_issuer,
+        conn.oidc_client_id,
+        conn.oidc_client_secret_sealed,
+        conn.enforce_sso,
+        conn.enabled,
+        conn.created_at,
+        conn.updated_at,
+    )
+
+
+def unique_domains(conn: SsoConnection) -> list[str]:
+    """The connection's domains, each once, in the order they are claimed (sorted)."""
+    return sorted(set(conn.domains))

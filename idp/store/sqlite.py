@@ -2,7 +2,9 @@
 
 The file runs in WAL mode so readers never block the writer, and every connection waits up to
 ``busy_timeout`` seconds for the write lock instead of failing. Each operation is one SQL
-statement in autocommit mode, so its atomicity comes from SQLite itself, across processes.
+statement in autocommit mode, so its atomicity comes from SQLite itself, across processes; the
+few that write several rows (an SSO connection and its domains) run in one ``BEGIN IMMEDIATE``
+transaction. Organizations, API keys and SSO connections live in :mod:`idp.store.sqlite_orgs`.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from idp.store.sql import (
     positive,
     use_time,
 )
+from idp.store.sqlite_orgs import SQLiteOrganizations
 from idp.store.sqlite_rows import (
     client_from_row,
     consent_from_row,
@@ -58,7 +61,7 @@ __all__ = ["SQLiteStore"]
 MEMORY = ":memory:"
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteOrganizations):
     """:class:`idp.store.Store` on SQLite through one aiosqlite connection per process.
 
     Open it with :meth:`open`. ``clock`` gives the current Unix time used for ephemeral
@@ -285,7 +288,7 @@ class SQLiteStore:
         return [user_from_row(row) for row in rows]
 
     async def delete_user(self, user_id: str) -> bool:
-        """Delete the person with their identities, consents and refresh tokens; False if none."""
+        """Delete the person and everything that is theirs (foreign keys cascade); False if none."""
         return await self._change("DELETE FROM users WHERE user_id = ?", (user_id,)) > 0
 
     # Linked identities
@@ -492,3 +495,20 @@ class SQLiteStore:
                 await db.execute_fetchall(sql, params)
             except sqlite3.IntegrityError as exc:
                 raise StoreError(conflict) from exc
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction, committed when the block ends and rolled back if it raises.
+
+        ``BEGIN IMMEDIATE`` takes the write lock before anything is read, so what the block
+        reads stays true until it commits, for other processes too.
+        """
+        async with self._session() as db:
+            await db.execute_fetchall("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:  # some errors end the transaction themselves
+                    await db.execute_fetchall("ROLLBACK")
+                raise
+            await db.execute_fetchall("COMMIT")

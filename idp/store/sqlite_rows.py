@@ -9,15 +9,18 @@ from typing import Any
 import orjson
 
 from idp.store.models import (
+    ApiKey,
     Client,
     Consent,
     Identity,
+    Organization,
     RefreshToken,
     Resource,
     SigningKey,
+    SsoConnection,
     User,
 )
-from idp.store.sql import refresh_columns
+from idp.store.sql import api_key_columns, refresh_columns
 
 
 def json_list(items: Sequence[str]) -> str:
@@ -85,3 +88,28 @@ def refresh_token_from_row(row: sqlite3.Row) -> RefreshToken:
 
 def refresh_params(token: RefreshToken) -> tuple[Any, ...]:
     return refresh_columns(token, json_list(token.scopes))
+
+
+def org_from_row(row: sqlite3.Row) -> Organization:
+    return Organization(row["org_id"], row["name"], row["created_at"])
+
+
+def api_key_params(key: ApiKey) -> tuple[Any, ...]:
+    return api_key_columns(key, json_list(key.scopes))
+
+
+def api_key_from_row(row: sqlite3.Row) -> ApiKey:
+    # The columns are named like the fields; only the scopes need decoding.
+    return ApiKey(**{**dict(row), "scopes": tuple(orjson.loads(row["scopes"]))})
+
+
+def sso_connection_from_row(row: sqlite3.Row) -> SsoConnection:
+    """A row of ``SELECT_SSO``: the flags are 0 or 1, the domains a JSON array."""
+    return SsoConnection(
+        **{
+            **dict(row),
+            "domains": tuple(sorted(orjson.loads(row["domains"]))),
+            "enforce_sso": bool(row["enforce_sso"]),
+            "enabled": bool(row["enabled"]),
+        }
+    )

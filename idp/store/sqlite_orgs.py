@@ -1,0 +1,180 @@
+"""Organizations, their members, API keys and SSO connections on SQLite.
+
+:class:`SQLiteOrganizations` is mixed into :class:`idp.store.sqlite.SQLiteStore`, which provides
+the plumbing. An SSO connection and its domains are written in one ``BEGIN IMMEDIATE``
+transaction, so a taken domain leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from idp.store import DomainTaken, StoreError
+from idp.store.models import ApiKey, Organization, SsoConnection
+from idp.store.sql import BY_DOMAIN, SELECT_API_KEYS, SELECT_ORGS, sso_columns, unique_domains
+from idp.store.sqlite_rows import (
+    api_key_from_row,
+    api_key_params,
+    org_from_row,
+    sso_connection_from_row,
+)
+
+SELECT_SSO = (
+    "SELECT c.connection_id, c.org_id, c.name, c.provider, c.auth_method, c.oidc_issuer,"
+    " c.oidc_client_id, c.oidc_client_secret_sealed, c.enforce_sso, c.enabled, c.created_at,"
+    " c.updated_at, (SELECT json_group_array(domain) FROM sso_domains AS d"
+    " WHERE d.connection_id = c.connection_id) AS domains FROM sso_connections AS c"
+)
+INSERT_SSO = (
+    "INSERT INTO sso_connections (connection_id, org_id, name, provider, auth_method,"
+    " oidc_issuer, oidc_client_id, oidc_client_secret_sealed, enforce_sso, enabled, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Everything but connection_id, org_id and created_at, which never change.
+UPDATE_SSO = (
+    "UPDATE sso_connections SET name = ?, provider = ?, auth_method = ?, oidc_issuer = ?,"
+    " oidc_client_id = ?, oidc_client_secret_sealed = ?, enforce_sso = ?, enabled = ?,"
+    " updated_at = ? WHERE connection_id = ? AND org_id = ?"
+)
+
+
+class SQLiteOrganizations:
+    """The organization part of :class:`idp.store.Store` (see its docstrings for the contract)."""
+
+    # Organizations and their members
+
+    async def create_org(self, org: Organization) -> None:
+        sql = "INSERT INTO organizations (org_id, name, created_at) VALUES (?, ?, ?)"
+        await self._insert(sql, (org.org_id, org.name, org.created_at), "org_id already exists")
+
+    async def get_org(self, org_id: str) -> Organization | None:
+        rows = await self._fetch(SELECT_ORGS + " WHERE org_id = ?", (org_id,))
+        return org_from_row(rows[0]) if rows else None
+
+    async def list_orgs(self) -> list[Organization]:
+        rows = await self._fetch(SELECT_ORGS + " ORDER BY created_at, org_id")
+        return [org_from_row(row) for row in rows]
+
+    async def delete_org(self, org_id: str) -> bool:
+        return await self._change("DELETE FROM organizations WHERE org_id = ?", (org_id,)) > 0
+
+    async def add_member(self, org_id: str, user_id: str, now: int) -> bool:
+        sql = (
+            "INSERT INTO org_members (org_id, user_id, created_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (org_id, user_id) DO NOTHING"
+        )
+        return await self._change(sql, (org_id, user_id, now)) > 0
+
+    async def list_members(self, org_id: str) -> list[str]:
+        sql = "SELECT user_id FROM org_members WHERE org_id = ? ORDER BY created_at, user_id"
+        return [row["user_id"] for row in await self._fetch(sql, (org_id,))]
+
+    async def is_member(self, org_id: str, user_id: str) -> bool:
+        sql = "SELECT 1 FROM org_members WHERE org_id = ? AND user_id = ?"
+        return bool(await self._fetch(sql, (org_id, user_id)))
+
+    # API keys
+
+    async def create_api_key(self, key: ApiKey) -> None:
+        sql = (
+            "INSERT INTO api_keys (key_id, org_id, user_id, deployment_id, name, scopes,"
+            " secret_hash, created_at, expires_at, revoked_at, last_used_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        message = "key_id exists, or its organization or user does not"
+        await self._insert(sql, api_key_params(key), message)
+
+    async def get_api_key(self, key_id: str) -> ApiKey | None:
+        rows = await self._fetch(SELECT_API_KEYS + " WHERE key_id = ?", (key_id,))
+        return api_key_from_row(rows[0]) if rows else None
+
+    async def list_api_keys(self, org_id: str) -> list[ApiKey]:
+        sql = SELECT_API_KEYS + " WHERE org_id = ? ORDER BY created_at, key_id"
+        return [api_key_from_row(row) for row in await self._fetch(sql, (org_id,))]
+
+    async def revoke_api_key(self, key_id: str, now: int) -> bool:
+        sql = "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"
+        return await self._change(sql, (now, key_id)) > 0
+
+    async def touch_api_key(self, key_id: str, now: int) -> bool:
+        sql = (
+            "UPDATE api_keys SET last_used_at = max(coalesce(last_used_at, ?), ?) WHERE key_id = ?"
+        )
+        return await self._change(sql, (now, now, key_id)) > 0
+
+    # SSO connections
+
+    async def create_sso_connection(self, conn: SsoConnection) -> None:
+        async with self._transaction() as db:
+            try:
+                await db.execute_fetchall(INSERT_SSO, sso_columns(conn))
+            except sqlite3.IntegrityError as exc:
+                message = "connection_id exists, or its organization does not"
+                raise StoreError(message) from exc
+            await _claim_domains(db, conn)
+
+    async def get_sso_connection(self, connection_id: str) -> SsoConnection | None:
+        rows = await self._fetch(SELECT_SSO + " WHERE c.connection_id = ?", (connection_id,))
+        return sso_connection_from_row(rows[0]) if rows else None
+
+    async def list_sso_connections(self, org_id: str | None = None) -> list[SsoConnection]:
+        order = " ORDER BY c.created_at, c.connection_id"
+        if org_id is None:
+            rows = await self._fetch(SELECT_SSO + order)
+        else:
+            rows = await self._fetch(SELECT_SSO + " WHERE c.org_id = ?" + order, (org_id,))
+        return [sso_connection_from_row(row) for row in rows]
+
+    async def update_sso_connection(self, conn: SsoConnection) -> bool:
+        columns = sso_columns(conn)
+        params = (*columns[2:10], conn.updated_at, conn.connection_id, conn.org_id)
+        async with self._transaction() as db:
+            async with db.execute(UPDATE_SSO, params) as cursor:
+                if cursor.rowcount == 0:
+                    return False
+            sql = "DELETE FROM sso_domains WHERE connection_id = ?"
+            await db.execute_fetchall(sql, (conn.connection_id,))
+            await _claim_domains(db, conn)
+        return True
+
+    async def delete_sso_connection(self, connection_id: str) -> bool:
+        sql = "DELETE FROM sso_connections WHERE connection_id = ?"
+        return await self._change(sql, (connection_id,)) > 0
+
+    async def sso_connection_for_domain(self, domain: str) -> SsoConnection | None:
+        rows = await self._fetch(SELECT_SSO + BY_DOMAIN + "?", (domain,))
+        return sso_connection_from_row(rows[0]) if rows else None
+
+    async def has_sso_connections(self) -> bool:
+        rows = await self._fetch("SELECT EXISTS (SELECT 1 FROM sso_connections) AS found")
+        return bool(rows[0]["found"])
+
+    # Provided by SQLiteStore
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        raise NotImplementedError
+
+    async def _change(self, sql: str, params: Sequence[Any] = ()) -> int:
+        raise NotImplementedError
+
+    async def _insert(self, sql: str, params: Sequence[Any], conflict: str) -> None:
+        raise NotImplementedError
+
+    def _transaction(self) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+
+async def _claim_domains(db: Any, conn: SsoConnection) -> None:
+    """Give the connection its domains inside the caller's transaction, or raise
+    :class:`DomainTaken` for the first one another connection holds (the caller rolls back)."""
+    sql = (
+        "INSERT INTO sso_domains (domain, connection_id) VALUES (?, ?)"
+        " ON CONFLICT (domain) DO NOTHING"
+    )
+    for domain in unique_domains(conn):
+        async with db.execute(sql, (domain, conn.connection_id)) as cursor:
+            if cursor.rowcount == 0:
+                raise DomainTaken(domain)
