@@ -17,9 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from idp.config import Settings
 from idp.endpoints import (
+    account,
     authorize,
     consent,
     discovery,
+    federation,
     introspection,
     jwks,
     login,
@@ -77,6 +79,12 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/login/email", login.email_link, methods=["POST"]),
         Route("/login/magic", login.confirm_page, methods=["GET"]),
         Route("/login/magic", login.sign_in, methods=["POST"]),
+        Route("/login/identify", login.identify, methods=["POST"]),
+        Route("/account", account.account_page, methods=["GET"]),
+        Route("/auth/user/{name}/start", federation.start, methods=["POST"]),
+        Route("/auth/user/{name}/callback", federation.callback, methods=["GET", "POST"]),
+        Route("/auth/oidc/start", federation.start, methods=["POST"]),
+        Route("/auth/oidc/callback", federation.callback, methods=["GET", "POST"]),
         Route("/consent", consent.consent_page, methods=["GET"]),
         Route("/consent", consent.decide, methods=["POST"]),
         Route("/logout", logout.logout, methods=["GET", "POST"]),

@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from idp import authorization
+from idp import accounts, authorization
 from idp.browser import (
     BROWSER_COOKIE,
     binding,
@@ -27,8 +27,9 @@ from idp.browser import (
     csrf_token,
     remember_browser,
 )
+from idp.connectors.base import Connector
 from idp.emails import normalise
-from idp.endpoints import page_endpoint, provider_of
+from idp.endpoints import federation, page_endpoint, provider_of
 from idp.errors import TooManyRequests
 from idp.hashing import digest, new_secret
 from idp.http import client_address, read_form
@@ -60,9 +61,10 @@ async def login_page(request: Request) -> Response:
     request_id = request.query_params.get("request", "")
     pending = await authorization.load_pending(provider, request_id, binding(browser))
     client = await provider.store.get_client(pending.client_id) if pending else None
+    email_first = await provider.connectors.any_sso(provider.store)
     response = page(
         "login",
-        methods=[{"kind": "magic_link", "action": provider.settings.endpoint("/login/email")}],
+        methods=sign_in_methods(provider, email_first=email_first),
         csrf=csrf_token(provider.form_key, browser, "login"),
         request_id=pending.request_id if pending else "",
         login_hint=request.query_params.get("login_hint", ""),
@@ -71,6 +73,63 @@ async def login_page(request: Request) -> Response:
     if new:
         remember_browser(cookies, response, browser)
     return response
+
+
+def sign_in_methods(
+    provider: Provider, *, email_first: bool, sso: Connector | None = None
+) -> list[dict[str, str]]:
+    """The buttons and forms of the login page: only methods that are configured.
+
+    With any SSO connection the email form asks first (``/login/identify``) and routes the
+    address to its organization's connection; ``sso`` is the connection already found.
+    """
+    endpoint = provider.settings.endpoint
+    methods = []
+    if sso is not None:
+        action = endpoint("/auth/oidc/start")
+        methods.append({"kind": "sso", "label": sso.label, "action": action, "key": sso.key})
+    elif provider.connectors.cell is not None:
+        action = endpoint("/auth/oidc/start")
+        methods.append({"kind": "sso", "label": "SSO", "action": action, "key": "sso"})
+    for key, connector in provider.connectors.social.items():
+        action = endpoint(f"/auth/user/{key}/start")
+        methods.append({"kind": "connector", "label": connector.label, "action": action})
+    if email_first:
+        methods.append({"kind": "email", "action": endpoint("/login/identify")})
+    else:
+        methods.append({"kind": "magic_link", "action": endpoint("/login/email")})
+    return methods
+
+
+@page_endpoint
+async def identify(request: Request) -> Response:
+    """The email-first step: an address whose domain has an SSO connection goes there (at
+    once when the connection enforces SSO); any other gets a magic link."""
+    provider = provider_of(request)
+    form = await read_form(request, provider.settings.max_body_bytes)
+    browser = cookies_for(provider).read(request, BROWSER_COOKIE)
+    if not csrf_ok(provider.form_key, browser, "login", form.get("csrf")):
+        return error_page("Please try again", "The form expired. Reload the page.", 400)
+    assert browser is not None
+    try:
+        email = normalise(form.require("email"))
+    except ValueError:
+        return error_page("Please try again", "That is not a valid email address.", 400)
+    request_id = form.get("request") or ""
+
+    connection = await provider.connectors.for_email(provider.store, provider.sealer, email)
+    if connection is None:
+        return await _answer_with_link(provider, request, email, request_id)
+    if connection.connection.enforce_sso:
+        return await federation.begin(provider, connection, browser, request_id=request_id)
+    return page(
+        "login",
+        methods=sign_in_methods(provider, email_first=False, sso=connection),
+        csrf=csrf_token(provider.form_key, browser, "login"),
+        request_id=request_id,
+        login_hint=email,
+        client_name="",
+    )
 
 
 @page_endpoint
@@ -86,17 +145,29 @@ async def email_link(request: Request) -> Response:
         email = normalise(form.require("email"))
     except ValueError:
         return error_page("Please try again", "That is not a valid email address.", 400)
+    assert browser is not None
+    request_id = form.get("request") or ""
+    enforced = await accounts.enforced_connection(provider, email)
+    if enforced is not None:  # no magic link for an address whose organization enforces SSO
+        return await federation.begin(provider, enforced, browser, request_id=request_id)
+    return await _answer_with_link(provider, request, email, request_id)
+
+
+async def _answer_with_link(
+    provider: Provider, request: Request, email: str, request_id: str
+) -> Response:
+    """Send a magic link if the address has an account; answer the same either way."""
     try:
         await _rate_limit(provider, request, email)
     except TooManyRequests as exc:
         return error_page("Too many attempts", "Please wait and try again later.", exc.status)
 
-    answer = page("check_email", minutes=settings.magic_link_ttl // 60)
+    answer = page("check_email", minutes=provider.settings.magic_link_ttl // 60)
     user = await provider.store.get_user_by_email(email)
     if user is not None:
         # Storing and sending happen after the answer, so an existing address does not
         # answer measurably slower than an unknown one.
-        answer.background = BackgroundTask(_send_link, provider, user, form.get("request") or "")
+        answer.background = BackgroundTask(_send_link, provider, user, request_id)
     return answer
 
 
@@ -142,6 +213,11 @@ async def sign_in(request: Request) -> Response:
     if link is None or user is None:
         audit.info("sign-in refused: method=magic_link reason=unusable link")
         return _unusable_link()
+    try:
+        await accounts.check_enforcement(provider, "magic_link", user.email)
+    except accounts.SignInRefused as exc:
+        audit.info("sign-in refused: method=magic_link reason=enforce_sso")
+        return error_page("We could not sign you in", str(exc), 403)
 
     pending = await authorization.load_pending(provider, link.request_id, binding(browser))
     response: Response = page("signed_in", email=user.email)

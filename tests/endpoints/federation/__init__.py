@@ -1,0 +1,1 @@
+"""Federated sign-in against stand-in upstreams on loopback."""
