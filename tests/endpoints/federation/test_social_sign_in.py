@@ -9,9 +9,16 @@ import pytest
 
 from idp.provider import Provider
 from idp.store import User
+from tests.endpoints.conftest import Mailbox
 from tests.endpoints.federation.conftest import CLIENT_ID, CLIENT_SECRET, browser_transport
-from tests.endpoints.federation.journeys import actions, forms, press, sign_in_with
-from tests.endpoints.flow import add_person
+from tests.endpoints.federation.journeys import (
+    actions,
+    forms,
+    press,
+    sign_in_with,
+    through_upstream,
+)
+from tests.endpoints.flow import add_person, sign_in_by_magic_link
 from tests.upstreams import (
     AppleAccount,
     GitHubAccount,
@@ -283,3 +290,45 @@ async def test_no_code_secret_state_or_nonce_reaches_the_logs(
     assert "sign-in refused" in logged
     for secret in secrets:
         assert secret and secret not in logged
+
+
+async def test_a_signed_in_person_links_an_account_with_another_email_from_the_account_page(
+    http: httpx.AsyncClient, provider: Provider, upstreams: Upstreams, mailbox: Mailbox
+) -> None:
+    person = await add_person(provider, "pat@example.com")
+    signed = await sign_in_by_magic_link(http, "/login", mailbox, "pat@example.com")
+    assert signed.status_code == 200
+    upstreams.apple.sign_in_as(relay_account("Pat", "Roe"))
+
+    account = await http.get("/account")
+    assert "None yet" in account.text
+    started = await press(http, account.text, "/auth/user/apple/start")
+    linked = await through_upstream(http, provider, started)
+    assert linked.status_code == 303 and linked.headers["location"].endswith("/account")
+    identities = await provider.store.list_identities(person.user_id)
+    assert [identity.issuer for identity in identities] == [upstreams.apple.issuer]
+    assert "Apple" in (await http.get("/account")).text
+
+    # From now on Apple signs in the same person, relay address and all.
+    assert signed_in(await sign_in_with(http, provider, "apple"))
+    assert len(await provider.store.list_users()) == 1
+
+
+async def test_linking_an_identity_that_belongs_to_someone_else_is_refused(
+    http: httpx.AsyncClient, provider: Provider, upstreams: Upstreams, mailbox: Mailbox
+) -> None:
+    upstreams.google.sign_in_as(google_account("g-10", "owner@example.com"))
+    assert signed_in(await sign_in_with(http, provider, "google"))
+    await add_person(provider, "pat@example.com")
+    assert (
+        await sign_in_by_magic_link(http, "/login", mailbox, "pat@example.com")
+    ).status_code == 200
+
+    account = await http.get("/account")
+    started = await press(http, account.text, "/auth/user/google/start")
+    refused = await through_upstream(http, provider, started)
+    assert refused.status_code == 403 and "another person" in refused.text
+
+
+async def test_linking_needs_a_session(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/account")).headers["location"].endswith("/login")
