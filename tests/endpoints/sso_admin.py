@@ -57,7 +57,9 @@ def serve_discovery() -> Iterator[DiscoveryServer]:
     """Run a :class:`DiscoveryServer` on a free loopback port until the block ends."""
     server = _Server(("127.0.0.1", 0), _Handler)
     site = server.site = DiscoveryServer(f"http://127.0.0.1:{server.server_address[1]}")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield site
