@@ -51,7 +51,13 @@ class FetchPolicy:
     ssl_context: ssl.SSLContext | None = None
 
     def pool(self) -> httpcore.AsyncConnectionPool:
-        """A connection pool that connects only to addresses this policy allows."""
+        """A connection pool that connects only to addresses this policy allows.
+
+        Each fetch gets a pool of its own, closed after it: a fetch cancelled by its timeout
+        while waiting inside a shared pool can leave that pool's slots taken for good
+        (httpcore 1.0), which would stall every later fetch. These fetches are rare (their
+        answers are cached), so the handshake per fetch costs nothing that matters.
+        """
         return httpcore.AsyncConnectionPool(
             ssl_context=self.ssl_context or httpx.create_ssl_context(),
             keepalive_expiry=30.0,  # reuse is safe: the address was checked at connect
@@ -136,7 +142,6 @@ class Fetcher:
 
     def __init__(self, policy: FetchPolicy | None = None) -> None:
         self._policy = policy or FetchPolicy()
-        self._pool = self._policy.pool()
 
     async def get_json(self, url: str) -> dict[str, object]:
         """GET ``url``; the answer must be a 200 whose body is a JSON object.
@@ -155,15 +160,17 @@ class Fetcher:
         return _json_object(body)
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
-        await self._pool.aclose()
+        """Nothing stays open between fetches; kept so owners can close what they hold."""
 
     async def _read(self, url: httpx.URL) -> bytes:
         core_url = httpcore.URL(
             scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
         )
         headers = [(b"Host", url.netloc), *_HEADERS]
-        async with self._pool.stream("GET", core_url, headers=headers) as response:
+        async with (
+            self._policy.pool() as pool,
+            pool.stream("GET", core_url, headers=headers) as response,
+        ):
             _check_head(response, self._policy.max_bytes)
             body = bytearray()
             async for chunk in response.aiter_stream():
@@ -233,7 +240,6 @@ class CheckedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, policy: FetchPolicy) -> None:
         self._policy = policy
-        self._pool = policy.pool()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
@@ -253,8 +259,9 @@ class CheckedTransport(httpx.AsyncBaseTransport):
             extensions=request.extensions,
         )
         try:
-            response = await self._pool.handle_async_request(core)
-            body = await _read_capped(response, self._policy.max_bytes)
+            async with self._policy.pool() as pool:
+                response = await pool.handle_async_request(core)
+                body = await _read_capped(response, self._policy.max_bytes)
         except (httpcore.NetworkError, httpcore.ProtocolError, OSError) as exc:
             raise httpx.TransportError(_failure_reason(exc)) from None
         except httpcore.TimeoutException:
@@ -262,9 +269,6 @@ class CheckedTransport(httpx.AsyncBaseTransport):
         except FetchError as exc:
             raise httpx.TransportError(str(exc)) from None
         return httpx.Response(response.status, headers=response.headers, content=body)
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
 
 
 async def _read_capped(response: httpcore.Response, max_bytes: int) -> bytes:

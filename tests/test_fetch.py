@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -323,3 +324,43 @@ async def test_a_certificate_for_another_host_name_is_refused(
     assert refused.value.detail.endswith("SSLCertVerificationError")
 
     assert other_server.seen == []
+
+
+class _JsonHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+async def test_fetches_that_time_out_together_do_not_stall_later_fetches() -> None:
+    """Many fetches cancelled by their timeout at once must leave nothing taken for good."""
+    silent = socket.create_server(("127.0.0.1", 0), backlog=256)  # accepts, never answers
+    healthy = ThreadingHTTPServer(("127.0.0.1", 0), _JsonHandler)
+    thread = threading.Thread(target=healthy.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    fetcher = Fetcher(FetchPolicy(timeout=0.3, allow_private=True, allow_http=True))
+    try:
+        hanging = f"http://127.0.0.1:{silent.getsockname()[1]}/.well-known/x"
+
+        async def one() -> None:
+            with pytest.raises(FetchError):
+                await fetcher.get_json(hanging)
+
+        async with anyio.create_task_group() as group:
+            for _ in range(100):
+                group.start_soon(one)
+        answer = await fetcher.get_json(f"http://127.0.0.1:{healthy.server_address[1]}/doc")
+        assert answer == {"ok": True}
+    finally:
+        await fetcher.aclose()
+        healthy.shutdown()
+        healthy.server_close()
+        thread.join()
+        silent.close()

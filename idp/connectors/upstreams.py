@@ -46,30 +46,19 @@ class ProviderMetadata:
     authorization_response_iss: bool
 
 
-class _SharedTransport(httpx.AsyncBaseTransport):
-    """Lends the one pooled transport to short-lived clients without letting them close it."""
-
-    def __init__(self, inner: CheckedTransport) -> None:
-        self._inner = inner
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._inner.handle_async_request(request)
-
-
 class Upstreams:
-    """Discovery documents and key sets per upstream, cached, and a pooled HTTP transport."""
+    """Discovery documents and key sets per upstream, cached, and checked HTTP clients."""
 
     def __init__(self, policy: FetchPolicy, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self._fetcher = Fetcher(policy)
         self._keys = ClientKeys(self._fetcher, ttl=METADATA_TTL, cooldown=60, clock=clock)
-        self._transport = CheckedTransport(policy)
         self._clock = clock
         self._metadata: dict[str, tuple[float, ProviderMetadata]] = {}
 
     def transport(self) -> httpx.AsyncBaseTransport:
-        """The pooled, checked transport, lent to a short-lived client that may close it."""
-        return _SharedTransport(self._transport)
+        """A transport under the outbound-fetch rules, for one short-lived client."""
+        return CheckedTransport(self.policy)
 
     def http(self, **options: Any) -> httpx.AsyncClient:
         """A client over the shared, checked transport; ``options`` go to its constructor."""
@@ -108,7 +97,6 @@ class Upstreams:
 
     async def aclose(self) -> None:
         await self._keys.aclose()
-        await self._transport.aclose()
 
     def _parse(self, document: dict[str, object]) -> ProviderMetadata:
         def url(name: str, required: bool = True) -> str | None:
