@@ -17,11 +17,13 @@ import orjson
 
 from idp.api_keys import key_id_of, new_api_key
 from idp.config import ConfigError, Settings, load_settings
+from idp.connectors.registry import open_connectors
+from idp.connectors.upstreams import Upstreams
 from idp.emails import normalise
 from idp.endpoints.registration import CLIENT_ID_PREFIX
 from idp.hashing import SecretHasher, new_secret
 from idp.keys import KeyRing
-from idp.provider import Provider, ensure_schema, open_provider
+from idp.provider import Provider, ensure_schema, open_provider, upstream_policy
 from idp.resources import MAX_RESOURCE_TTL, canonical_uri, valid_scope_token
 from idp.store import ApiKey, Client, Organization, Resource, StoreError, User
 from idp.store.connect import open_store
@@ -317,7 +319,13 @@ async def resources_remove(uri: str) -> None:
 
 
 async def _prepare_schema(settings: Settings) -> None:
-    """Migrate in dev and test; in prod refuse to start on a schema that is not current."""
+    """Check the connectors (an Apple key file, say) and the schema before serving: migrate in
+    dev and test; in prod refuse to start on a schema that is not current."""
+    upstreams = Upstreams(upstream_policy(settings))
+    try:
+        open_connectors(settings, upstreams, time.time)
+    finally:
+        await upstreams.aclose()
     await _with_store(settings, lambda store: store.ping())
 
 

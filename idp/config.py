@@ -7,6 +7,7 @@ show in ``repr`` or logs. Each component receives the settings it needs as argum
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -28,6 +29,15 @@ CONNECTOR_CREDENTIALS = {
     "Apple": ("apple_client_id", "apple_team_id", "apple_private_key_id", "apple_private_key_path"),
     "enterprise SSO": ("mashin_oidc_issuer", "mashin_oidc_client_id", "mashin_oidc_client_secret"),
 }
+
+CONNECTOR_FIELDS = (
+    *(field for fields in CONNECTOR_CREDENTIALS.values() for field in fields),
+    *(f"{name}_redirect_uri" for name in ("github", "google", "microsoft", "apple")),
+)
+MICROSOFT_TENANT = re.compile(
+    r"common|organizations|consumers|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"
+    r"|[a-z0-9-]+(\.[a-z0-9-]+)+"
+)
 
 
 class ConfigError(Exception):
@@ -195,6 +205,34 @@ class Settings(BaseSettings):
             raise ValueError("IDP_ALLOW_INSECURE_UPSTREAMS: is for tests and refused in prod")
         return self
 
+    @field_validator(*CONNECTOR_FIELDS, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """``GITHUB_CLIENT_SECRET=`` sets nothing, so it cannot pass for a credential."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("microsoft_tenant")
+    @classmethod
+    def _tenant_is_a_tenant(cls, value: str) -> str:
+        if not MICROSOFT_TENANT.fullmatch(value):
+            raise ValueError("must be common, organizations, consumers or a tenant id")
+        return value
+
+    @model_validator(mode="after")
+    def _cell_sso_is_usable(self) -> Settings:
+        issuer = self.mashin_oidc_issuer
+        if issuer is None:
+            if self.mashin_oidc_domains.strip() or self.mashin_oidc_enforce_sso:
+                raise ValueError("MASHIN_OIDC_ISSUER: is required for MASHIN_OIDC_DOMAINS")
+            return self
+        parts = urlsplit(issuer)
+        schemes = ("https", "http") if self.allow_insecure_upstreams else ("https",)
+        if parts.scheme not in schemes or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("MASHIN_OIDC_ISSUER: must be an https URL without query")
+        return self
+
     @model_validator(mode="after")
     def _connectors_are_complete(self) -> Settings:
         """A connector with some of its credentials is a mistake, not a disabled connector."""
@@ -206,6 +244,8 @@ class Settings(BaseSettings):
         for name in ("github", "google", "microsoft", "apple"):
             given = getattr(self, f"{name}_redirect_uri")
             expected = self.endpoint(f"/auth/user/{name}/callback")
+            if given is not None and getattr(self, f"{name}_client_id") is None:
+                raise ValueError(f"{name.upper()}_CLIENT_ID: is required for the redirect URI")
             if given is not None and given != expected:
                 raise ValueError(f"{name.upper()}_REDIRECT_URI: must be {expected}")
         return self

@@ -120,6 +120,8 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
     """Connect the stores, load the key ring (creating first keys if none), and refresh."""
     kek = key_encryption_key(settings)
     mailer = open_mailer(settings)
+    upstreams = Upstreams(upstream_policy(settings), clock=clock)
+    connectors = open_connectors(settings, upstreams, clock)  # a bad Apple key stops us here
     store = await open_store(settings.database_url.get_secret_value())
     closers: list[Any] = [store.close]
     ephemeral: Ephemeral = store
@@ -135,7 +137,6 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
             await closer()
         raise
     catalogue = Catalogue()
-    upstreams = Upstreams(upstream_policy(settings), clock=clock)
     retention = lambda: catalogue.longest_ttl(settings.access_token_ttl) + settings.clock_leeway  # noqa: E731
     keys = KeyRing(
         store, kek, publish_delay=settings.key_publish_delay, retention=retention, clock=clock
@@ -151,7 +152,7 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
         mailer=mailer,
         form_key=derive_key(kek.raw_value, "idp form tokens"),
         upstreams=upstreams,
-        connectors=open_connectors(settings, upstreams, clock),
+        connectors=connectors,
         sealer=Sealer(derive_key(kek.raw_value, "idp sealed secrets")),
         clock=clock,
         closers=closers,

@@ -38,6 +38,40 @@ KEK = "A" * 43
             id="redirect-uri-elsewhere",
         ),
         pytest.param(
+            {"github_client_id": "x", "github_client_secret": " "},
+            "GITHUB_CLIENT_SECRET",
+            id="blank-secret",
+        ),
+        pytest.param(
+            {"github_redirect_uri": "http://localhost:8000/auth/user/github/callback"},
+            "GITHUB_CLIENT_ID",
+            id="redirect-uri-alone",
+        ),
+        pytest.param(
+            {"microsoft_tenant": "x/../../evil?q=1#"}, "IDP_MICROSOFT_TENANT", id="tenant-path"
+        ),
+        pytest.param(
+            {
+                "mashin_oidc_issuer": "notaurl",
+                "mashin_oidc_client_id": "a",
+                "mashin_oidc_client_secret": "b",
+            },
+            "MASHIN_OIDC_ISSUER",
+            id="cell-issuer-not-a-url",
+        ),
+        pytest.param(
+            {
+                "mashin_oidc_issuer": "http://sso.example",
+                "mashin_oidc_client_id": "a",
+                "mashin_oidc_client_secret": "b",
+            },
+            "MASHIN_OIDC_ISSUER",
+            id="cell-issuer-plain-http",
+        ),
+        pytest.param(
+            {"mashin_oidc_enforce_sso": True}, "MASHIN_OIDC_ISSUER", id="enforce-without-issuer"
+        ),
+        pytest.param(
             {
                 "env": "prod",
                 "issuer": "https://id.example",
@@ -111,3 +145,15 @@ def test_a_p256_apple_key_is_accepted(tmp_path: Path) -> None:
     )
     connectors = open_connectors(settings, Upstreams(upstream_policy(settings)), lambda: 0.0)
     assert list(connectors.social) == ["apple"]
+
+
+def test_cell_domains_follow_the_rules_of_organization_domains() -> None:
+    settings = load_settings(
+        mashin_oidc_issuer="https://sso.example",
+        mashin_oidc_client_id="a",
+        mashin_oidc_client_secret="b",
+        mashin_oidc_domains="acme.com, gmail.com",
+    )
+    with pytest.raises(ConfigError) as raised:
+        open_connectors(settings, Upstreams(upstream_policy(settings)), lambda: 0.0)
+    assert str(raised.value).startswith("MASHIN_OIDC_DOMAINS:")

@@ -19,6 +19,7 @@ from idp.connectors.oidc import OidcConnector
 from idp.connectors.sso import Connection, SsoConnector
 from idp.connectors.upstreams import Upstreams
 from idp.emails import domain_of
+from idp.sso_fields import normalise_domain
 
 if TYPE_CHECKING:
     from idp.sealing import Sealer
@@ -166,7 +167,12 @@ def _cell(connectors: Connectors, settings: Settings) -> SsoConnector:
         kind = "azure_ad"
     elif issuer == settings.google_issuer:
         kind = "google_workspace"
-    domains = tuple(d.strip().lower() for d in settings.mashin_oidc_domains.split(",") if d.strip())
+    try:
+        domains = tuple(
+            normalise_domain(d) for d in settings.mashin_oidc_domains.split(",") if d.strip()
+        )
+    except ValueError as exc:
+        raise ConfigError(f"MASHIN_OIDC_DOMAINS: {exc}") from None
     connection = Connection(
         key="sso",
         name="SSO",

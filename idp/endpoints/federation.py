@@ -13,7 +13,6 @@ again from our own origin, where the browser cookie comes along and binds the fl
 from __future__ import annotations
 
 import hmac
-import logging
 from dataclasses import asdict
 from urllib.parse import urlencode
 
@@ -22,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from idp import accounts, authorization
-from idp.accounts import SignInRefused
+from idp.accounts import SignInRefused, audit_event
 from idp.browser import BROWSER_COOKIE, binding, browser_id, csrf_ok, remember_browser
 from idp.connectors.base import Connector, ConnectorError, Flow
 from idp.connectors.sso import SsoConnector
@@ -36,8 +35,6 @@ from idp.sessions import cookies_for, current_session, start_session
 FLOW_TTL = 600
 CONTINUED = "idp_continued"
 CALLBACK_FIELDS = ("code", "state", "iss", "error", "error_description", "user")
-
-audit = logging.getLogger("idp.audit")
 
 
 @page_endpoint
@@ -136,11 +133,13 @@ async def _finish(
         link_to = flow.user_id if flow.purpose == "link" else ""
         outcome = await accounts.resolve(provider, connector.key, assertion, link_to=link_to)
     except (ConnectorError, SignInRefused) as exc:
-        audit.info(
-            "sign-in refused",
-            extra={"event": "sign_in_refused", "via": connector.key, "reason": str(exc)},
+        audit_event("sign_in_refused", via=connector.key, purpose=flow.purpose, reason=str(exc))
+        heading = (
+            "We could not link that account"
+            if flow.purpose == "link"
+            else ("We could not sign you in")
         )
-        return error_page("We could not sign you in", str(exc), 403)
+        return error_page(heading, str(exc), 403)
     user = outcome.user
     if isinstance(connector, SsoConnector) and connector.connection.org_id:
         await provider.store.add_member(connector.connection.org_id, user.user_id, provider.now())
@@ -150,10 +149,7 @@ async def _finish(
 
     response = await continue_after_sign_in(provider, request, flow.request_id, user.email)
     await start_session(provider, request, response, user.user_id, connector.key)
-    audit.info(
-        "signed in",
-        extra={"event": "signed_in", "user_id": user.user_id, "via": connector.key},
-    )
+    audit_event("signed_in", user=user.user_id, via=connector.key)
     return response
 
 

@@ -53,3 +53,28 @@ async def test_prod_refuses_an_unmigrated_database_and_says_to_run_idp_migrate(
     assert "Uvicorn running" not in output
     migrated = await deployment.cli("migrate")
     assert migrated.stdout.startswith("applied: "), "prod must not migrate by itself"
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"APPLE_PRIVATE_KEY_PATH": "/nonexistent/AuthKey.p8"}, "APPLE_PRIVATE_KEY_PATH"),
+        ({"APPLE_PRIVATE_KEY_PATH": ""}, "APPLE_PRIVATE_KEY_PATH"),
+        ({"MASHIN_OIDC_DOMAINS": "acme.com"}, "MASHIN_OIDC_ISSUER"),
+    ],
+    ids=["missing-apple-key", "blank-apple-key", "domains-without-issuer"],
+)
+async def test_a_bad_connector_setting_stops_the_start_with_one_line_naming_it(
+    deployment: Deployment, variables: dict[str, str], named: str
+) -> None:
+    deployment.settings.update(variables)
+    if "APPLE_PRIVATE_KEY_PATH" in variables:
+        deployment.settings.update(
+            {"APPLE_CLIENT_ID": "web.app", "APPLE_TEAM_ID": "T1", "APPLE_PRIVATE_KEY_ID": "K1"}
+        )
+
+    returncode, output = await serve_until_exit(deployment)
+
+    assert returncode != 0
+    assert f"Error: {named}:" in output
+    assert "Traceback" not in output

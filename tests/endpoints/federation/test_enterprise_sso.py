@@ -195,6 +195,7 @@ async def test_enforced_sso_refuses_linking_a_social_account(
         http, provider, await press(http, account.text, "/auth/user/github/start")
     )
     assert linked.status_code == 403 and "Acme Okta" in linked.text
+    assert "could not link" in linked.text
     assert await provider.store.get_identity(upstreams.github.web_url, "5") is None
 
 

@@ -287,7 +287,7 @@ async def test_no_code_secret_state_or_nonce_reaches_the_logs(
     # The test's own browser logs the URLs it visits through httpx; idp's loggers are checked.
     ours = [r for r in caplog.records if r.name.startswith("idp")]
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in ours)
-    assert "sign-in refused" in logged
+    assert "sign_in_refused via=google" in logged
     for secret in secrets:
         assert secret and secret not in logged
 
