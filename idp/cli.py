@@ -25,7 +25,8 @@ from idp.hashing import SecretHasher, new_secret
 from idp.keys import KeyRing
 from idp.provider import Provider, ensure_schema, open_provider, upstream_policy
 from idp.resources import MAX_RESOURCE_TTL, canonical_uri, valid_scope_token
-from idp.store import ApiKey, Client, Organization, Resource, StoreError, User
+from idp.sso_fields import normalise_domain
+from idp.store import ApiKey, Client, DomainTaken, Organization, Resource, StoreError, User
 from idp.store.connect import open_store
 
 USER_ID_PREFIX = "usr_"
@@ -402,6 +403,53 @@ async def orgs_add(name: str) -> None:
 async def orgs_list() -> None:
     for org in await _with_store(settings_or_exit(), lambda store: store.list_orgs()):
         click.echo(f"{org.org_id}\t{org.name}")
+
+
+@orgs.command("verify-domain")
+@click.argument("org_id")
+@click.argument("domain")
+@run
+async def orgs_verify_domain(org_id: str, domain: str) -> None:
+    """Record that ORG_ID owns DOMAIN, once you have checked it (a DNS TXT record, say).
+
+    Only a verified domain routes its people to the organization's SSO connection, counts
+    their emails as verified, or lets the connection enforce SSO.
+    """
+    try:
+        normalised = normalise_domain(domain)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="DOMAIN") from None
+    settings = settings_or_exit()
+    if await _with_store(settings, lambda store: store.get_org(org_id)) is None:
+        raise click.ClickException(f"no organization {org_id}")
+    try:
+        added = await _with_store(
+            settings, lambda store: store.verify_domain(org_id, normalised, int(time.time()))
+        )
+    except DomainTaken:
+        raise click.ClickException(f"{normalised} is verified by another organization") from None
+    click.echo(f"{normalised}\t{'verified' if added else 'already verified'}")
+
+
+@orgs.command("domains")
+@click.argument("org_id")
+@run
+async def orgs_domains(org_id: str) -> None:
+    """The domains ORG_ID has verified."""
+    settings = settings_or_exit()
+    for domain in await _with_store(settings, lambda store: store.list_verified_domains(org_id)):
+        click.echo(domain)
+
+
+@orgs.command("unverify-domain")
+@click.argument("domain")
+@run
+async def orgs_unverify_domain(domain: str) -> None:
+    """Forget who owns DOMAIN: its SSO routing and enforcement stop at once."""
+    settings = settings_or_exit()
+    if not await _with_store(settings, lambda store: store.unverify_domain(domain.lower())):
+        raise click.ClickException(f"{domain} is not verified by anyone")
+    click.echo(f"{domain.lower()}\tforgotten")
 
 
 @main.group("api-keys")

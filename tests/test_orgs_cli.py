@@ -203,3 +203,22 @@ def test_sso_list_shows_every_connection_with_its_state_and_domains(idp: CliRunn
         ["sso_1", globex, "okta", "disabled", "optional", "globex.com", "SSO 1"],
     ]
     assert [row[0] for row in rows(run(idp, "sso", "list", "--org", globex))] == ["sso_1"]
+
+
+def test_the_operator_verifies_a_domain_for_one_organization_only(idp: CliRunner) -> None:
+    acme = run(idp, "orgs", "add", "Acme").output.strip()
+    other = run(idp, "orgs", "add", "Other").output.strip()
+
+    assert rows(run(idp, "orgs", "verify-domain", acme, "Acme.COM")) == [["acme.com", "verified"]]
+    again = run(idp, "orgs", "verify-domain", acme, "acme.com")
+    assert again.output == "acme.com\talready verified\n"
+    taken = run(idp, "orgs", "verify-domain", other, "acme.com")
+    assert taken.exit_code != 0 and "another organization" in taken.output
+    consumer = run(idp, "orgs", "verify-domain", acme, "gmail.com")
+    assert consumer.exit_code != 0
+    unknown = run(idp, "orgs", "verify-domain", "org_nobody", "beta.example.com")
+    assert unknown.exit_code != 0 and "no organization" in unknown.output
+
+    assert run(idp, "orgs", "domains", acme).output.split() == ["acme.com"]
+    assert run(idp, "orgs", "unverify-domain", "acme.com").exit_code == 0
+    assert run(idp, "orgs", "domains", acme).output.split() == []

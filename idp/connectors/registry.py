@@ -46,33 +46,41 @@ class Connectors:
         if key.startswith("sso:"):
             stored = await store.get_sso_connection(key.removeprefix("sso:"))
             if stored is not None and stored.enabled:
-                return self.for_connection(stored, sealer)
+                return await self.for_connection(stored, store, sealer)
         return None
 
     async def for_email(self, store: Store, sealer: Sealer, email: str) -> SsoConnector | None:
-        """The enabled SSO connection that owns the domain of ``email`` (home realm discovery).
+        """The SSO connection that owns the domain of ``email`` (home realm discovery).
 
-        A disabled connection neither routes nor enforces: its people use the other methods.
+        The operator's cell-wide domains come first. An organization's connection owns a
+        domain only while it is enabled and the organization has proven it owns the domain:
+        otherwise anyone with an admin key could claim somebody else's domain.
         """
         domain = domain_of(email)
-        stored = await store.sso_connection_for_domain(domain)
-        if stored is not None:
-            return self.for_connection(stored, sealer) if stored.enabled else None
         if self.cell is not None and domain in self.cell.connection.domains:
             return self.cell
-        return None
+        stored = await store.sso_connection_for_domain(domain)
+        if stored is None or not stored.enabled:
+            return None
+        connector = await self.for_connection(stored, store, sealer)
+        return connector if domain in connector.connection.domains else None
 
     async def any_sso(self, store: Store) -> bool:
         """Whether the login page must ask for an email first (a connection may own it)."""
         return self.cell is not None or await store.has_sso_connections()
 
-    def for_connection(self, stored: SsoConnection, sealer: Sealer) -> SsoConnector:
+    async def for_connection(
+        self, stored: SsoConnection, store: Store, sealer: Sealer
+    ) -> SsoConnector:
+        """The connector of a stored connection; its domains are those its organization has
+        verified (``idp orgs verify-domain``), the only ones whose emails it vouches for."""
+        verified = set(await store.list_verified_domains(stored.org_id))
         connection = Connection(
             key=f"sso:{stored.connection_id}",
             name=stored.name,
             kind=stored.provider,
             issuer=stored.oidc_issuer,
-            domains=tuple(stored.domains),
+            domains=tuple(domain for domain in stored.domains if domain in verified),
             enforce_sso=stored.enforce_sso and stored.enabled,
             org_id=stored.org_id,
         )

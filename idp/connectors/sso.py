@@ -21,7 +21,11 @@ from idp.emails import domain_of
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """What the rules need to know of a connection (a stored one, or the cell-wide one)."""
+    """What the rules need to know of a connection (a stored one, or the cell-wide one).
+
+    ``domains`` are the ones the organization has verified (or the operator configured for the
+    cell-wide connection); a domain merely listed on a connection counts for nothing.
+    """
 
     key: str  # "sso" for the cell-wide connection, "sso:<connection id>" otherwise
     name: str
@@ -71,6 +75,8 @@ class SsoConnector(Connector):
         if assertion.email is None:
             return False
         domains = self.connection.domains
+        if not domains and self.connection.org_id is not None:
+            raise ConnectorError(f"{self.connection.name} has no verified domain yet")
         if not domains:
             return assertion.email_verified
         if domain_of(assertion.email) not in domains:

@@ -169,6 +169,13 @@ def _changed(provider: Provider, current: SsoConnection, fields: ConnectionField
 
 async def _check(provider: Provider, conn: SsoConnection, *, discover: bool) -> None:
     check_provider_rules(conn.provider, conn.oidc_issuer, conn.domains)
+    cell = provider.connectors.cell
+    for domain in conn.domains:
+        if cell is not None and domain in cell.connection.domains:
+            raise Conflict(f"domain {domain} belongs to the cell-wide SSO connection")
+        owner = await provider.store.domain_owner(domain)
+        if owner is not None and owner != conn.org_id:
+            raise Conflict(f"domain {domain} is verified by another organization")
     if discover:
         await check_discovery(provider.upstreams, conn.provider, conn.oidc_issuer)
 

@@ -48,7 +48,7 @@ class DomainTaken(StoreError):
     """An email domain already belongs to another SSO connection; nothing was written."""
 
     def __init__(self, domain: str) -> None:
-        super().__init__(f"domain {domain} belongs to another SSO connection")
+        super().__init__(f"domain {domain} belongs to another SSO connection or organization")
         self.domain = domain
 
 
@@ -304,6 +304,19 @@ class Store(Ephemeral, Protocol):
         Disabled connections are returned too: whether one may be used, or still forbids
         other ways to sign in, is the caller's decision.
         """
+
+    async def verify_domain(self, org_id: str, domain: str, now: int) -> bool:
+        """Record that ``org_id`` owns ``domain``; False if it already did. Raise
+        :class:`DomainTaken` if another organization owns it (nothing is written)."""
+
+    async def domain_owner(self, domain: str) -> str | None:
+        """The organization that owns exactly this (normalised) domain, or None."""
+
+    async def list_verified_domains(self, org_id: str) -> list[str]:
+        """The domains ``org_id`` owns, sorted."""
+
+    async def unverify_domain(self, domain: str) -> bool:
+        """Forget who owns ``domain``; False if nobody did."""
 
     async def has_sso_connections(self) -> bool:
         """True if any connection exists, enabled or not; one indexed probe, cheap enough for

@@ -154,6 +154,33 @@ class PostgresOrganizations:
         rows = await self._fetch(SELECT_SSO + BY_DOMAIN + "$1", domain)
         return sso_connection_from_row(rows[0]) if rows else None
 
+    # Verified domains
+
+    async def verify_domain(self, org_id: str, domain: str, now: int) -> bool:
+        sql = (
+            "INSERT INTO verified_domains (domain, org_id, verified_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (domain) DO NOTHING RETURNING org_id"
+        )
+        if await self._fetch(sql, domain, org_id, now):
+            return True
+        owner = await self.domain_owner(domain)
+        if owner != org_id:
+            raise DomainTaken(domain)
+        return False
+
+    async def domain_owner(self, domain: str) -> str | None:
+        sql = "SELECT org_id FROM verified_domains WHERE domain = $1"
+        rows = await self._fetch(sql, domain)
+        return str(rows[0]["org_id"]) if rows else None
+
+    async def list_verified_domains(self, org_id: str) -> list[str]:
+        sql = "SELECT domain FROM verified_domains WHERE org_id = $1 ORDER BY domain"
+        return [row["domain"] for row in await self._fetch(sql, org_id)]
+
+    async def unverify_domain(self, domain: str) -> bool:
+        sql = "DELETE FROM verified_domains WHERE domain = $1 RETURNING domain"
+        return bool(await self._fetch(sql, domain))
+
     async def has_sso_connections(self) -> bool:
         rows = await self._fetch("SELECT EXISTS (SELECT 1 FROM sso_connections) AS found")
         return bool(rows[0]["found"])

@@ -208,8 +208,12 @@ async def register_relying_party(
 
 
 async def admin_key(deployment: Deployment) -> str:
-    """An admin API key of a new organization, Acme, made with the relying party's CLI."""
+    """An admin API key of a new organization, Acme, made with the relying party's CLI; the
+    operator has verified that Acme owns acme.com."""
     org_id = (await deployment.cli("orgs", "add", "Acme")).stdout.strip()
+    verified = await deployment.cli("orgs", "verify-domain", org_id, "ACME.com")
+    assert verified.stdout.split() == ["acme.com", "verified"]
+    assert (await deployment.cli("orgs", "domains", org_id)).stdout.split() == ["acme.com"]
     created = await deployment.cli("api-keys", "create", "--org", org_id, "--scope", "admin")
     return created.stdout.strip()
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from idp.store import ApiKey, Organization, Store, StoreError, User
+from idp.store import ApiKey, DomainTaken, Organization, Store, StoreError, User
 
 StoreOpener = Callable[[], Awaitable[Store]]
 
@@ -264,3 +264,30 @@ async def test_organizations_and_keys_survive_reopening(store_opener: StoreOpene
 
     assert await reopened.list_orgs() == [make_org()]
     assert await reopened.get_api_key("key-1") == make_key()
+
+
+async def test_a_verified_domain_has_one_owner_and_is_forgotten_on_request(store: Store) -> None:
+    await store.create_org(make_org("org-1"))
+    await store.create_org(make_org("org-2"))
+
+    assert await store.verify_domain("org-1", "acme.com", T0) is True
+    assert await store.verify_domain("org-1", "acme.com", T0 + 1) is False
+    with pytest.raises(DomainTaken):
+        await store.verify_domain("org-2", "acme.com", T0)
+
+    assert await store.domain_owner("acme.com") == "org-1"
+    assert await store.domain_owner("ACME.com") is None  # callers normalise first
+    await store.verify_domain("org-1", "acme.org", T0)
+    assert await store.list_verified_domains("org-1") == ["acme.com", "acme.org"]
+    assert await store.list_verified_domains("org-2") == []
+
+    assert await store.unverify_domain("acme.com") is True
+    assert await store.unverify_domain("acme.com") is False
+    assert await store.domain_owner("acme.com") is None
+
+
+async def test_deleting_an_organization_forgets_its_verified_domains(store: Store) -> None:
+    await store.create_org(make_org("org-1"))
+    await store.verify_domain("org-1", "acme.com", T0)
+    await store.delete_org("org-1")
+    assert await store.domain_owner("acme.com") is None

@@ -11,6 +11,7 @@ import pytest
 from idp.provider import Provider
 from tests.endpoints.federation.conftest import CLIENT_ID, CLIENT_SECRET, SSO_CALLBACK
 from tests.endpoints.federation.journeys import actions, press, sign_in_with, through_upstream
+from tests.endpoints.sso_admin import add_org, bearer_for
 from tests.upstreams import OidcAccount, Upstreams, google_account
 
 
@@ -61,3 +62,25 @@ async def test_its_domains_are_routed_to_it_and_held_there(
     upstreams.google.sign_in_as(google_account("g-1", "kim@acme.com"))
     refused = await sign_in_with(http, provider, "google")
     assert refused.status_code == 403 and "requires signing in with SSO" in refused.text
+
+
+async def test_an_organization_cannot_claim_a_cell_wide_domain(
+    http: httpx.AsyncClient, provider: Provider, upstreams: Upstreams
+) -> None:
+    okta = upstreams.oidc("okta")
+    await add_org(provider, "org_b", "Beta")
+    response = await http.post(
+        "/api/sso-connections",
+        json={
+            "name": "Beta",
+            "provider": "okta",
+            "auth_method": "direct_oidc",
+            "oidc_issuer": okta.issuer,
+            "oidc_client_id": CLIENT_ID,
+            "oidc_client_secret": CLIENT_SECRET,
+            "domains": ["Acme.com"],
+        },
+        headers=await bearer_for(provider, "org_b"),
+    )
+    assert response.status_code == 409 and "cell-wide" in response.text
+    assert await provider.store.list_sso_connections() == []

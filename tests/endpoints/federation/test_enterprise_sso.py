@@ -53,8 +53,12 @@ def okta(upstreams: Upstreams) -> OidcPersona:
 async def create_connection(
     http: httpx.AsyncClient, idp: Provider, issuer: str, **fields: Any
 ) -> dict[str, Any]:
-    """An Acme connection for acme.com made over the admin API; ``fields`` change it."""
+    """An Acme connection for acme.com made over the admin API; ``fields`` change it. The
+    operator has verified that Acme owns acme.com, unless ``verified`` is false."""
+    verified = fields.pop("verified", True)
     await add_org(idp, "org_acme", "Acme")
+    if verified:
+        await idp.store.verify_domain("org_acme", "acme.com", idp.now())
     body = {
         "name": "Acme Okta",
         "provider": "okta",
@@ -299,6 +303,7 @@ async def test_two_connections_share_the_callback_and_the_state_names_each(
     other.add_client(CLIENT_ID, CLIENT_SECRET, [SSO_CALLBACK])
     other.sign_in_as(OidcAccount("kc-1", {"email": "lu@globex.com", "email_verified": True}))
     await add_org(provider, "org_globex", "Globex")
+    await provider.store.verify_domain("org_globex", "globex.com", provider.now())
     response = await http.post(
         API,
         json={
@@ -343,3 +348,48 @@ async def test_sign_in_by_magic_link_still_works_for_other_domains(
     await add_person(provider, "pat@example.com")
     response = await sign_in_by_magic_link(http, "/login", mailbox, "pat@example.com")
     assert response.status_code == 200 and "Signed in" in response.text
+
+
+async def test_a_connection_whose_domain_is_not_verified_routes_and_vouches_for_nobody(
+    http: httpx.AsyncClient, provider: Provider, okta: OidcPersona, mailbox: Mailbox
+) -> None:
+    """Any admin key can list any domain on a connection; only a verified one counts, or an
+    organization could take over other people's accounts by claiming their domain."""
+    victim = await add_person(provider, "kim@acme.com")
+    created = await create_connection(http, provider, okta.issuer, enforce_sso=True, verified=False)
+
+    answer = await identify(http, "kim@acme.com")
+    assert answer.status_code == 200 and "Check your email" in answer.text  # not routed
+    assert "/login/magic" in await mailbox.link_for("kim@acme.com")  # not enforced
+
+    page = await http.get("/login")
+    csrf = forms(page.text)[0].fields["csrf"]
+    started = await http.post(
+        "/auth/oidc/start", data={"csrf": csrf, "connection": f"sso:{created['id']}"}
+    )
+    response = await through_upstream(http, provider, started)
+    assert response.status_code == 403 and "no verified domain" in response.text
+    assert await provider.store.list_identities(victim.user_id) == []
+
+
+async def test_a_domain_verified_by_another_organization_cannot_be_claimed(
+    http: httpx.AsyncClient, provider: Provider, okta: OidcPersona
+) -> None:
+    await add_org(provider, "org_other", "Other")
+    await provider.store.verify_domain("org_other", "acme.com", provider.now())
+    await add_org(provider, "org_acme", "Acme")
+    response = await http.post(
+        API,
+        json={
+            "name": "Acme Okta",
+            "provider": "okta",
+            "auth_method": "direct_oidc",
+            "oidc_issuer": okta.issuer,
+            "oidc_client_id": CLIENT_ID,
+            "oidc_client_secret": CLIENT_SECRET,
+            "domains": ["acme.com"],
+        },
+        headers=await bearer_for(provider, "org_acme"),
+    )
+    assert response.status_code == 409 and "another organization" in response.text
+    assert await provider.store.list_sso_connections() == []

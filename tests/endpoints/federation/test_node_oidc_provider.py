@@ -41,6 +41,7 @@ def node_op() -> Iterator[NodeOp]:
 
 async def connect(http: httpx.AsyncClient, provider: Provider, issuer: str) -> None:
     await add_org(provider, "org_acme", "Acme")
+    await provider.store.verify_domain("org_acme", "acme.com", provider.now())
     body = {
         "name": "Acme IdP",
         "provider": "oidc",

@@ -1,0 +1,11 @@
+-- Email domains an organization has proven it owns (SQLite). Only a verified domain routes
+-- people to the organization's SSO connection, counts their emails as verified, or enforces
+-- SSO on them; a claim in a connection's domains alone does none of that.
+
+CREATE TABLE verified_domains (
+    domain      TEXT PRIMARY KEY,
+    org_id      TEXT NOT NULL REFERENCES organizations (org_id) ON DELETE CASCADE,
+    verified_at INTEGER NOT NULL
+);
+
+CREATE INDEX verified_domains_org_id ON verified_domains (org_id);
