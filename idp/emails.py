@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import idna
+
 MAX_ADDRESS = 254  # octets of a forward path, RFC 5321 section 4.5.3.1.3
 MAX_LOCAL_PART = 64  # RFC 5321 section 4.5.3.1.1
 MAX_LABEL = 63  # RFC 1035 section 2.3.4
@@ -28,10 +30,10 @@ def normalise(address: str) -> str:
 
     Surrounding whitespace is removed. The local part is kept exactly as given, case included:
     RFC 5321 section 2.4 makes it case-sensitive and only the receiving host may fold it. The
-    domain is lowercased, loses a trailing dot and is IDNA-encoded label by label with the
-    standard library's ``idna`` codec (IDNA 2003, so ``BÜCHER`` becomes ``xn--bcher-kva`` and
-    ``ß`` becomes ``ss``). Quoted local parts and address literals are refused. The result is
-    its own normal form.
+    domain is lowercased, loses a trailing dot and is IDNA-encoded label by label under IDNA
+    2008 with UTS #46 non-transitional mapping, as registries and browsers do (``BÜCHER``
+    becomes ``xn--bcher-kva``; ``faß`` stays its own domain, ``xn--fa-hia``, never ``fass``).
+    Quoted local parts and address literals are refused. The result is its own normal form.
     """
     address = address.strip()
     if len(address) > MAX_ADDRESS:
@@ -81,12 +83,13 @@ def _encode_label(label: str) -> str:
         raise ValueError("domain has an empty label")
     if len(label) > MAX_LABEL:
         raise ValueError("domain label is too long")
-    try:
-        ascii_label = label.encode("idna").decode("ascii")
-        if ascii_label.startswith("xn--"):
-            ascii_label.encode("ascii").decode("idna")  # refuses a malformed punycode label
-    except UnicodeError:
-        raise ValueError("domain is not a valid internationalised name") from None
+    if label.isascii() and not label.startswith("xn--"):
+        ascii_label = label  # plain LDH labels need no mapping; the check below judges them
+    else:
+        try:
+            ascii_label = idna.encode(label, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise ValueError("domain is not a valid internationalised name") from None
     if not _LDH_LABEL.fullmatch(ascii_label):
         raise ValueError("domain label may hold only letters, digits and inner hyphens")
     return ascii_label
