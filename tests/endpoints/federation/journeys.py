@@ -5,17 +5,34 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from idp.provider import Provider
 from tests.endpoints.conftest import ISSUER
-from tests.endpoints.federation.conftest import browser_transport
+from tests.endpoints.federation.conftest import CLIENT_ID, CLIENT_SECRET, browser_transport
 from tests.upstreams import form_post_fields
 
 FORM = re.compile(r"<form method=\"post\" action=\"([^\"]+)\">(.*?)</form>", re.S)
 HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def sso_connection(issuer: str, **fields: Any) -> dict[str, Any]:
+    """The body of ``POST /api/sso-connections`` for an OIDC connection of acme.com at
+    ``issuer`` with the test client; ``fields`` change it."""
+    return {
+        "name": "Acme Okta",
+        "provider": "okta",
+        "auth_method": "direct_oidc",
+        "oidc_issuer": issuer,
+        "oidc_client_id": CLIENT_ID,
+        "oidc_client_secret": CLIENT_SECRET,
+        "domains": ["acme.com"],
+        "enforce_sso": False,
+        **fields,
+    }
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,13 @@ import pytest
 
 from idp.provider import Provider
 from tests.endpoints.federation.conftest import CLIENT_ID, CLIENT_SECRET, SSO_CALLBACK
-from tests.endpoints.federation.journeys import actions, press, sign_in_with, through_upstream
+from tests.endpoints.federation.journeys import (
+    actions,
+    press,
+    sign_in_with,
+    sso_connection,
+    through_upstream,
+)
 from tests.endpoints.sso_admin import add_org, bearer_for
 from tests.upstreams import OidcAccount, Upstreams, google_account
 
@@ -71,15 +77,7 @@ async def test_an_organization_cannot_claim_a_cell_wide_domain(
     await add_org(provider, "org_b", "Beta")
     response = await http.post(
         "/api/sso-connections",
-        json={
-            "name": "Beta",
-            "provider": "okta",
-            "auth_method": "direct_oidc",
-            "oidc_issuer": okta.issuer,
-            "oidc_client_id": CLIENT_ID,
-            "oidc_client_secret": CLIENT_SECRET,
-            "domains": ["Acme.com"],
-        },
+        json=sso_connection(okta.issuer, name="Beta", domains=["Acme.com"]),
         headers=await bearer_for(provider, "org_b"),
     )
     assert response.status_code == 409 and "cell-wide" in response.text

@@ -17,6 +17,7 @@ from tests.endpoints.federation.journeys import (
     forms,
     press,
     sign_in_with,
+    sso_connection,
     through_upstream,
 )
 from tests.endpoints.flow import add_person, sign_in_by_magic_link
@@ -59,17 +60,7 @@ async def create_connection(
     await add_org(idp, "org_acme", "Acme")
     if verified:
         await idp.store.verify_domain("org_acme", "acme.com", idp.now())
-    body = {
-        "name": "Acme Okta",
-        "provider": "okta",
-        "auth_method": "direct_oidc",
-        "oidc_issuer": issuer,
-        "oidc_client_id": CLIENT_ID,
-        "oidc_client_secret": CLIENT_SECRET,
-        "domains": ["acme.com"],
-        "enforce_sso": False,
-        **fields,
-    }
+    body = sso_connection(issuer, **fields)
     headers = await bearer_for(idp, "org_acme")
     response = await http.post(API, json=body, headers=headers)
     assert response.status_code == 201, response.text
@@ -306,16 +297,13 @@ async def test_two_connections_share_the_callback_and_the_state_names_each(
     await provider.store.verify_domain("org_globex", "globex.com", provider.now())
     response = await http.post(
         API,
-        json={
-            "name": "Globex Keycloak",
-            "provider": "keycloak",
-            "auth_method": "direct_oidc",
-            "oidc_issuer": other.issuer,
-            "oidc_client_id": CLIENT_ID,
-            "oidc_client_secret": CLIENT_SECRET,
-            "domains": ["globex.com"],
-            "enforce_sso": True,
-        },
+        json=sso_connection(
+            other.issuer,
+            name="Globex Keycloak",
+            provider="keycloak",
+            domains=["globex.com"],
+            enforce_sso=True,
+        ),
         headers=await bearer_for(provider, "org_globex"),
     )
     assert response.status_code == 201, response.text
@@ -380,15 +368,7 @@ async def test_a_domain_verified_by_another_organization_cannot_be_claimed(
     await add_org(provider, "org_acme", "Acme")
     response = await http.post(
         API,
-        json={
-            "name": "Acme Okta",
-            "provider": "okta",
-            "auth_method": "direct_oidc",
-            "oidc_issuer": okta.issuer,
-            "oidc_client_id": CLIENT_ID,
-            "oidc_client_secret": CLIENT_SECRET,
-            "domains": ["acme.com"],
-        },
+        json=sso_connection(okta.issuer),
         headers=await bearer_for(provider, "org_acme"),
     )
     assert response.status_code == 409 and "another organization" in response.text

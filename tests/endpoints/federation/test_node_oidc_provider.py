@@ -12,7 +12,7 @@ import pytest
 from idp.provider import Provider
 from tests.endpoints.conftest import Clock
 from tests.endpoints.federation.conftest import CLIENT_ID, CLIENT_SECRET, SSO_CALLBACK
-from tests.endpoints.federation.journeys import press
+from tests.endpoints.federation.journeys import press, sso_connection
 from tests.endpoints.sso_admin import add_org, bearer_for
 from tests.upstreams.node_op import Account, Client, NodeOp, run_node_op, sign_in_at_node_op
 
@@ -42,16 +42,7 @@ def node_op() -> Iterator[NodeOp]:
 async def connect(http: httpx.AsyncClient, provider: Provider, issuer: str) -> None:
     await add_org(provider, "org_acme", "Acme")
     await provider.store.verify_domain("org_acme", "acme.com", provider.now())
-    body = {
-        "name": "Acme IdP",
-        "provider": "oidc",
-        "auth_method": "direct_oidc",
-        "oidc_issuer": issuer,
-        "oidc_client_id": CLIENT_ID,
-        "oidc_client_secret": CLIENT_SECRET,
-        "domains": ["acme.com"],
-        "enforce_sso": True,
-    }
+    body = sso_connection(issuer, name="Acme IdP", provider="oidc", enforce_sso=True)
     headers = await bearer_for(provider, "org_acme")
     response = await http.post("/api/sso-connections", json=body, headers=headers)
     assert response.status_code == 201, response.text

@@ -7,12 +7,10 @@ loopback over plain http (hence ``allow_insecure_upstreams``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from idp.config import Settings
 from idp.provider import Provider
 from tests.endpoints.conftest import Clock
 from tests.endpoints.sso_admin import (
@@ -24,27 +22,7 @@ from tests.endpoints.sso_admin import (
     connection,
     create,
     database_text,
-    serve_discovery,
 )
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The usual settings, letting upstreams be plain http on loopback."""
-    return settings.model_copy(update={"allow_insecure_upstreams": True})
-
-
-@pytest.fixture
-def upstream() -> Iterator[DiscoveryServer]:
-    with serve_discovery() as server:
-        yield server
-
-
-@pytest.fixture
-async def acme(provider: Provider) -> dict[str, str]:
-    """Headers with an admin key of the organization ``org_acme``."""
-    await add_org(provider, "org_acme", "Acme")
-    return await bearer_for(provider, "org_acme")
 
 
 @pytest.fixture

@@ -7,14 +7,12 @@ Every field check has its case in ``tests/test_sso_fields.py``; here a few show 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from idp.api_keys import new_api_key
-from idp.config import Settings
 from idp.connectors.upstreams import Upstreams
 from idp.fetch import FetchPolicy
 from idp.provider import Provider
@@ -27,7 +25,6 @@ from tests.endpoints.sso_admin import (
     bearer_for,
     connection,
     create,
-    serve_discovery,
 )
 
 TENANT = "3f6c2a1e-8b4d-4c7a-9e21-5d0b7a6f4c13"
@@ -38,25 +35,6 @@ ROUTES = [
     ("PUT", f"{API}/sso_x"),
     ("DELETE", f"{API}/sso_x"),
 ]
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """The usual settings, letting upstreams be plain http on loopback."""
-    return settings.model_copy(update={"allow_insecure_upstreams": True})
-
-
-@pytest.fixture
-def upstream() -> Iterator[DiscoveryServer]:
-    with serve_discovery() as server:
-        yield server
-
-
-@pytest.fixture
-async def acme(provider: Provider) -> dict[str, str]:
-    """Headers with an admin key of the organization ``org_acme``."""
-    await add_org(provider, "org_acme", "Acme")
-    return await bearer_for(provider, "org_acme")
 
 
 async def nothing_written(http: httpx.AsyncClient, headers: dict[str, str]) -> bool:

@@ -1,0 +1,1 @@
+"""The admin API for SSO connections."""
