@@ -1,0 +1,1 @@
+"""Surface authentication building blocks."""
