@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 import orjson
 
+from idp.accounts import USER_ID_PREFIX
 from idp.api_keys import key_id_of, new_api_key
 from idp.config import ConfigError, Settings, load_settings
 from idp.connectors.registry import open_connectors
@@ -29,7 +30,6 @@ from idp.sso_fields import normalise_domain
 from idp.store import ApiKey, Client, DomainTaken, Organization, Resource, StoreError, User
 from idp.store.connect import open_store
 
-USER_ID_PREFIX = "usr_"
 ORG_ID_PREFIX = "org_"
 # What an API key may be for; issue #5 adds the deployments' scopes.
 API_KEY_SCOPES = ("admin",)

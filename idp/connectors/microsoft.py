@@ -17,7 +17,7 @@ from typing import Any
 from joserfc.jwk import KeySet
 
 from idp.connectors.base import Assertion, ConnectorError, asserted, email_claim
-from idp.connectors.oidc import OidcConnector, _name
+from idp.connectors.oidc import OidcConnector, display_name
 from idp.connectors.upstreams import ProviderMetadata
 from idp.jose import InvalidJWT
 
@@ -85,6 +85,6 @@ class MicrosoftConnector(OidcConnector):
             subject=oid.lower(),
             email=email,
             email_verified=email is not None and asserted(claims.get("xms_edov")),
-            name=_name(claims),
+            name=display_name(claims),
             claims=claims,
         )

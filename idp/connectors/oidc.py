@@ -119,7 +119,7 @@ class OidcConnector(Connector):
             subject=claims["sub"],
             email=email,
             email_verified=email is not None and asserted(claims.get("email_verified")),
-            name=_name(claims),
+            name=display_name(claims),
             claims=claims,
         )
 
@@ -263,7 +263,8 @@ def _check_party(claims: dict[str, Any], client_id: str, label: str) -> None:
             raise ConnectorError(f"{label}'s ID token was issued to another client")
 
 
-def _name(claims: Mapping[str, Any]) -> str | None:
+def display_name(claims: Mapping[str, Any]) -> str | None:
+    """``name``, else ``given_name family_name``, trimmed to 200 characters, or ``None``."""
     name = claims.get("name")
     if isinstance(name, str) and name.strip():
         return name.strip()[:200]

@@ -12,7 +12,6 @@ again from our own origin, where the browser cookie comes along and binds the fl
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import asdict
 from urllib.parse import urlencode
 
@@ -23,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 from idp import accounts, authorization
 from idp.accounts import SignInRefused, audit_event
 from idp.browser import BROWSER_COOKIE, binding, browser_id, csrf_ok, remember_browser
-from idp.connectors.base import Connector, ConnectorError, Flow
+from idp.connectors.base import Connector, ConnectorError, Flow, same
 from idp.connectors.sso import SsoConnector
 from idp.endpoints import page_endpoint, provider_of
 from idp.hashing import digest, new_secret
@@ -106,11 +105,11 @@ async def callback(request: Request) -> Response:
     cookies = cookies_for(provider)
     browser = cookies.read(request, BROWSER_COOKIE)
     if request.method == "POST" and browser is None and CONTINUED not in params:
-        return _post_again(request, params)
+        return _post_again(provider, request, params)
 
     raw = await provider.ephemeral.take(_flow_key(params.get("state") or ""))
     flow = Flow(**orjson.loads(raw)) if raw else None
-    if flow is None or browser is None or not _same(flow.binding, binding(browser)):
+    if flow is None or browser is None or not same(flow.binding, binding(browser)):
         return error_page(
             "This sign-in cannot continue",
             "It expired, was already used, or was started in another browser. Start again.",
@@ -175,10 +174,10 @@ async def _callback_params(request: Request, provider: Provider) -> dict[str, st
     return {name: value for name in fields if (value := form.get(name)) is not None}
 
 
-def _post_again(request: Request, params: dict[str, str]) -> Response:
+def _post_again(provider: Provider, request: Request, params: dict[str, str]) -> Response:
     """Post the upstream's fields again from our origin, so our cookies come with them."""
     fields = {**params, CONTINUED: "1"}
-    cookies = cookies_for(request.app.state.provider)
+    cookies = cookies_for(provider)
     browser, new = browser_id(cookies, request)
     response = page("continue", action=str(request.url.replace(query="")), fields=fields)
     if new:  # no browser cookie at all: this browser did not start the flow
@@ -188,7 +187,3 @@ def _post_again(request: Request, params: dict[str, str]) -> Response:
 
 def _flow_key(state: str) -> str:
     return f"upstream-flow:{digest(state)}"
-
-
-def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
