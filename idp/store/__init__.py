@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import Protocol
 
 from idp.store.models import (
+    AccessEvent,
     ApiKey,
     Client,
     Consent,
+    Deployment,
     Identity,
+    Invite,
     Organization,
     RefreshToken,
     Resource,
@@ -23,15 +26,19 @@ from idp.store.models import (
 )
 
 __all__ = [
+    "AccessEvent",
     "ApiKey",
     "Client",
     "Consent",
+    "Deployment",
     "DomainTaken",
     "Ephemeral",
     "Identity",
+    "Invite",
     "Organization",
     "RefreshToken",
     "Resource",
+    "ResourceTaken",
     "SigningKey",
     "SsoConnection",
     "Store",
@@ -50,6 +57,14 @@ class DomainTaken(StoreError):
     def __init__(self, domain: str) -> None:
         super().__init__(f"domain {domain} belongs to another SSO connection or organization")
         self.domain = domain
+
+
+class ResourceTaken(StoreError):
+    """A resource URI is already registered (by another deployment, or by an operator)."""
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(f"resource {uri} is taken")
+        self.uri = uri
 
 
 class Ephemeral(Protocol):
@@ -238,14 +253,22 @@ class Store(Ephemeral, Protocol):
         """All organizations, oldest first."""
 
     async def delete_org(self, org_id: str) -> bool:
-        """Delete the organization with its memberships, API keys and SSO connections (their
-        domains too); False if there was none. Its members stay people."""
+        """Delete the organization with its memberships, API keys, SSO connections (their
+        domains too) and deployments (their resources, keys and invites too); False if there
+        was none. Its members stay people."""
 
-    async def add_member(self, org_id: str, user_id: str, now: int) -> bool:
-        """Make the person a member; True if they were not one already (idempotent).
+    async def add_member(self, org_id: str, user_id: str, now: int, role: str = "member") -> bool:
+        """Make the person a member with ``role`` (``member`` or ``admin``); True if they were
+        not one already. An existing member keeps the role they have.
 
         Raise :class:`StoreError` if the organization or the person does not exist.
         """
+
+    async def set_member_role(self, org_id: str, user_id: str, role: str) -> bool:
+        """Change a member's role; False if the person is not a member."""
+
+    async def orgs_administered(self, user_id: str) -> list[str]:
+        """The organizations in which the person has the ``admin`` role, sorted."""
 
     async def list_members(self, org_id: str) -> list[str]:
         """The ids of the organization's members, longest-standing first."""
@@ -264,6 +287,9 @@ class Store(Ephemeral, Protocol):
 
     async def list_api_keys(self, org_id: str) -> list[ApiKey]:
         """The organization's keys, revoked and expired ones included, oldest first."""
+
+    async def list_deployment_api_keys(self, deployment_id: str) -> list[ApiKey]:
+        """The deployment's keys, revoked and expired ones included, oldest first."""
 
     async def revoke_api_key(self, key_id: str, now: int) -> bool:
         """Mark the key revoked at ``now``; False if it is unknown or already revoked."""
@@ -321,3 +347,77 @@ class Store(Ephemeral, Protocol):
     async def has_sso_connections(self) -> bool:
         """True if any connection exists, enabled or not; one indexed probe, cheap enough for
         every login page."""
+
+    # Deployments and their surfaces (issue #5)
+
+    async def create_deployment(self, deployment: Deployment, resources: list[Resource]) -> None:
+        """Insert a deployment and register its resources, in one transaction.
+
+        Raise :class:`ResourceTaken` if any resource URI is already registered, and
+        :class:`StoreError` if the id exists or the organization does not; either way nothing
+        is written.
+        """
+
+    async def get_deployment(self, deployment_id: str) -> Deployment | None:
+        """The deployment, or None."""
+
+    async def list_deployments(self, org_id: str) -> list[Deployment]:
+        """The organization's deployments, oldest first."""
+
+    async def update_deployment(self, deployment: Deployment, resources: list[Resource]) -> bool:
+        """Replace the deployment and its resources, in one transaction, if the stored one is
+        at ``deployment.revision - 1`` (and in the same organization); False otherwise (gone,
+        or changed meanwhile: read it again). :class:`ResourceTaken` as in
+        :meth:`create_deployment`; nothing is half-written.
+        """
+
+    async def delete_deployment(self, deployment_id: str) -> bool:
+        """Delete the deployment with its resources, API keys and invites; False if there
+        was none. Its access log stays until retention removes it."""
+
+    # The access log
+
+    async def append_access_events(self, events: list[AccessEvent]) -> None:
+        """Insert the events (their ``event_id`` is ignored and assigned), in one transaction."""
+
+    async def list_access_events(
+        self,
+        deployment_id: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        surface: str | None = None,
+        principal: str | None = None,
+        outcome: str | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AccessEvent]:
+        """The deployment's events that match every filter given, newest first: ``since`` and
+        ``until`` bound ``at`` (inclusive, exclusive), the others compare exactly, and
+        ``before_id`` continues a previous page (events with a smaller ``event_id``)."""
+
+    async def purge_access_events(self, before: int) -> int:
+        """Delete the events with ``at`` before ``before``; return how many."""
+
+    # Invites
+
+    async def create_invite(self, invite: Invite) -> None:
+        """Insert an invite; raise :class:`StoreError` if its id or token hash exists or its
+        deployment does not."""
+
+    async def get_invite(self, invite_id: str) -> Invite | None:
+        """The invite, used, revoked and expired ones included, or None."""
+
+    async def find_invite(self, token_hash: str) -> Invite | None:
+        """The invite with this token hash, whatever its state, or None."""
+
+    async def list_invites(self, deployment_id: str) -> list[Invite]:
+        """The deployment's invites, newest first."""
+
+    async def use_invite(self, token_hash: str, user_id: str, now: int) -> Invite | None:
+        """Atomically mark the invite used by ``user_id`` if it is usable at ``now``; return it
+        as stored after the change, or None if it was not usable (of two concurrent uses, one
+        wins)."""
+
+    async def revoke_invite(self, invite_id: str, now: int) -> bool:
+        """Mark the invite revoked; False if it is unknown, used or already revoked."""

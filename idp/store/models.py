@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from idp.surface.model import Surface
+
 
 @dataclass(frozen=True, slots=True)
 class Client:
@@ -44,12 +46,14 @@ class Client:
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """A protected resource (RFC 8707): its canonical URI, the scopes it offers, token TTL."""
+    """A protected resource (RFC 8707): its canonical URI, the scopes it offers, token TTL, and
+    the deployment it belongs to, if any."""
 
     uri: str
     scopes: tuple[str, ...]
     token_ttl: int
     created_at: int
+    deployment_id: str | None = None  # set when a deployment's surface declares it
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,3 +194,82 @@ class SsoConnection:
     enabled: bool
     created_at: int
     updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """A deployed machine of an organization, with its surfaces (issue #5).
+
+    ``urls`` are the addresses registered for it: the first is where its surfaces live (their
+    resource URIs start with it), and only these may be a browser's destination after an
+    invite or a session check. ``allow`` is the deployment-wide allow list (invited people),
+    which widens every surface that has an allow list of its own. ``secrets_sealed`` maps the
+    name of each ``signature`` surface to its webhook secret, sealed (:mod:`idp.sealing`).
+    ``revision`` grows by one on every update, so concurrent read-modify-writes cannot lose
+    each other's changes.
+    """
+
+    deployment_id: str
+    org_id: str
+    name: str
+    urls: tuple[str, ...]
+    surfaces: tuple[Surface, ...]
+    created_at: int
+    updated_at: int
+    allow: tuple[str, ...] = ()
+    secrets_sealed: dict[str, str] = field(default_factory=dict)
+    revision: int = 1
+
+    def surface(self, name: str) -> Surface | None:
+        return next((s for s in self.surfaces if s.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One decision about one request to a surface, as the access log keeps it.
+
+    ``principal`` is an email, a client id or an API key id (never a credential);
+    ``principal_kind`` says which (``user``, ``client``, ``api_key``, ``signature``,
+    ``anonymous``, ``dev``). ``outcome`` is ``allowed`` or ``denied`` and ``reason`` a short
+    fixed phrase. ``source`` is ``idp`` for decisions made by ``idp`` and ``sibling`` for those
+    a sibling reported. ``event_id`` is assigned by the store and orders the log.
+    """
+
+    at: int
+    org_id: str
+    deployment_id: str
+    surface: str
+    method: str
+    path: str
+    principal: str
+    principal_kind: str
+    outcome: str
+    reason: str
+    client_address: str
+    source: str = "idp"
+    event_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    """An invitation of ``email`` to a deployment, stored by the hash of its link token.
+
+    Usable once, until ``expires_at``, unless revoked. ``return_to`` is one of the
+    deployment's registered URLs: where the invitee lands.
+    """
+
+    invite_id: str
+    deployment_id: str
+    org_id: str
+    email: str
+    token_hash: str
+    return_to: str
+    created_at: int
+    expires_at: int
+    created_by: str = ""
+    used_at: int | None = None
+    used_by: str | None = None
+    revoked_at: int | None = None
+
+    def is_usable(self, now: int) -> bool:
+        return self.used_at is None and self.revoked_at is None and now < self.expires_at

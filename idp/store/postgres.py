@@ -1,9 +1,11 @@
 """The PostgreSQL back end, for several replicas sharing one database.
 
 Every operation is one SQL statement on a pooled connection, so its atomicity comes from
-PostgreSQL row locks; the few that write several rows (an SSO connection and its domains) run in
-one transaction, and migrations serialize on a transaction-scoped advisory lock. Organizations,
-API keys and SSO connections live in :mod:`idp.store.postgres_orgs`.
+PostgreSQL row locks; the few that write several rows (an SSO connection and its domains, a
+deployment and its resources) run in one transaction, and migrations serialize on a
+transaction-scoped advisory lock. Organizations, API keys and SSO connections live in
+:mod:`idp.store.postgres_orgs`; deployments, the access log and invites in
+:mod:`idp.store.postgres_deployments`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from idp.store.models import (
     SigningKey,
     User,
 )
+from idp.store.postgres_deployments import PostgresDeployments
 from idp.store.postgres_orgs import PostgresOrganizations
 from idp.store.postgres_rows import (
     client_from_row,
@@ -36,6 +39,7 @@ from idp.store.postgres_rows import (
     refresh_params,
     refresh_token_from_row,
     resource_from_row,
+    resource_params,
     signing_key_from_row,
     user_from_row,
 )
@@ -45,6 +49,7 @@ from idp.store.sql import (
     SELECT_IDENTITIES,
     SELECT_KEYS,
     SELECT_REFRESH,
+    SELECT_RESOURCES,
     SELECT_USERS,
     client_params,
     positive,
@@ -60,7 +65,7 @@ _MIGRATION_LOCK = 0x1D9_0001
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
-class PostgresStore(PostgresOrganizations):
+class PostgresStore(PostgresOrganizations, PostgresDeployments):
     """:class:`idp.store.Store` on PostgreSQL through an asyncpg connection pool.
 
     Open it with :meth:`open`. ``clock`` gives the current Unix time used for ephemeral
@@ -168,23 +173,22 @@ class PostgresStore(PostgresOrganizations):
     async def put_resource(self, resource: Resource) -> None:
         """Insert or replace the resource with this URI."""
         sql = (
-            "INSERT INTO resources (uri, scopes, token_ttl, created_at) VALUES ($1, $2, $3, $4)"
-            " ON CONFLICT (uri) DO UPDATE SET scopes = excluded.scopes,"
-            " token_ttl = excluded.token_ttl, created_at = excluded.created_at"
+            "INSERT INTO resources (uri, scopes, token_ttl, created_at, deployment_id)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (uri) DO UPDATE SET scopes = excluded.scopes,"
+            " token_ttl = excluded.token_ttl, created_at = excluded.created_at,"
+            " deployment_id = excluded.deployment_id"
         )
-        scopes = list(resource.scopes)
-        await self._execute(sql, resource.uri, scopes, resource.token_ttl, resource.created_at)
+        await self._execute(sql, *resource_params(resource))
 
     async def get_resource(self, uri: str) -> Resource | None:
         """The resource with exactly this URI, or None."""
-        sql = "SELECT uri, scopes, token_ttl, created_at FROM resources WHERE uri = $1"
-        rows = await self._fetch(sql, uri)
+        rows = await self._fetch(SELECT_RESOURCES + " WHERE uri = $1", uri)
         return resource_from_row(rows[0]) if rows else None
 
     async def list_resources(self) -> list[Resource]:
         """All resources, ordered by URI."""
-        sql = "SELECT uri, scopes, token_ttl, created_at FROM resources ORDER BY uri"
-        return [resource_from_row(row) for row in await self._fetch(sql)]
+        rows = await self._fetch(SELECT_RESOURCES + " ORDER BY uri")
+        return [resource_from_row(row) for row in rows]
 
     async def delete_resource(self, uri: str) -> bool:
         """Delete the resource; False if there was none."""
@@ -433,6 +437,13 @@ class PostgresStore(PostgresOrganizations):
         with _mapped_errors():
             async with self._pool.acquire() as conn:
                 yield conn
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """A pooled connection in a transaction: committed when the block ends, rolled back
+        if it raises."""
+        async with self._connection() as conn, conn.transaction():
+            yield conn
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         with _mapped_errors():

@@ -1,4 +1,4 @@
-"""Organizations, their members, API keys and SSO connections on PostgreSQL.
+"""Organizations, their members and their roles, API keys and SSO connections on PostgreSQL.
 
 :class:`PostgresOrganizations` is mixed into :class:`idp.store.postgres.PostgresStore`, which
 provides the plumbing. An SSO connection and its domains are written in one transaction, and a
@@ -9,8 +9,7 @@ and a refused write leaves nothing behind.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
@@ -23,7 +22,14 @@ from idp.store.postgres_rows import (
     org_from_row,
     sso_connection_from_row,
 )
-from idp.store.sql import BY_DOMAIN, SELECT_API_KEYS, SELECT_ORGS, sso_columns, unique_domains
+from idp.store.sql import (
+    BY_DOMAIN,
+    SELECT_API_KEYS,
+    SELECT_ORGS,
+    member_role,
+    sso_columns,
+    unique_domains,
+)
 
 SELECT_SSO = (
     "SELECT c.connection_id, c.org_id, c.name, c.provider, c.auth_method, c.oidc_issuer,"
@@ -41,6 +47,11 @@ UPDATE_SSO = (
     "UPDATE sso_connections SET name = $3, provider = $4, auth_method = $5, oidc_issuer = $6,"
     " oidc_client_id = $7, oidc_client_secret_sealed = $8, enforce_sso = $9, enabled = $10,"
     " updated_at = $11 WHERE connection_id = $1 AND org_id = $2"
+)
+# The keys of an organization's deployments, which its deletion takes along (no foreign key).
+DELETE_DEPLOYMENT_KEYS = (
+    "DELETE FROM api_keys WHERE deployment_id IN"
+    " (SELECT deployment_id FROM deployments WHERE org_id = $1)"
 )
 CLAIM_DOMAINS = (
     "INSERT INTO sso_domains (domain, connection_id) SELECT unnest($1::text[]), $2"
@@ -67,14 +78,28 @@ class PostgresOrganizations:
         return [org_from_row(row) for row in rows]
 
     async def delete_org(self, org_id: str) -> bool:
-        return await self._execute("DELETE FROM organizations WHERE org_id = $1", org_id) > 0
+        """Deployments go too, by cascade with their resources and invites; their API keys
+        have no foreign key, so they are deleted here, in the same transaction."""
+        async with self._transaction() as db:
+            await db.execute(DELETE_DEPLOYMENT_KEYS, org_id)
+            status: str = await db.execute("DELETE FROM organizations WHERE org_id = $1", org_id)
+        return not status.endswith(" 0")
 
-    async def add_member(self, org_id: str, user_id: str, now: int) -> bool:
+    async def add_member(self, org_id: str, user_id: str, now: int, role: str = "member") -> bool:
         sql = (
-            "INSERT INTO org_members (org_id, user_id, created_at) VALUES ($1, $2, $3)"
+            "INSERT INTO org_members (org_id, user_id, created_at, role) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (org_id, user_id) DO NOTHING RETURNING 1"
         )
-        return bool(await self._fetch(sql, org_id, user_id, now))
+        return bool(await self._fetch(sql, org_id, user_id, now, member_role(role)))
+
+    async def set_member_role(self, org_id: str, user_id: str, role: str) -> bool:
+        sql = "UPDATE org_members SET role = $3 WHERE org_id = $1 AND user_id = $2"
+        return await self._execute(sql, org_id, user_id, member_role(role)) > 0
+
+    async def orgs_administered(self, user_id: str) -> list[str]:
+        # Sorted here, not in SQL, so both back ends agree whatever the database's collation.
+        sql = "SELECT org_id FROM org_members WHERE user_id = $1 AND role = 'admin'"
+        return sorted(row["org_id"] for row in await self._fetch(sql, user_id))
 
     async def list_members(self, org_id: str) -> list[str]:
         sql = "SELECT user_id FROM org_members WHERE org_id = $1 ORDER BY created_at, user_id"
@@ -102,6 +127,10 @@ class PostgresOrganizations:
     async def list_api_keys(self, org_id: str) -> list[ApiKey]:
         sql = SELECT_API_KEYS + " WHERE org_id = $1 ORDER BY created_at, key_id"
         return [api_key_from_row(row) for row in await self._fetch(sql, org_id)]
+
+    async def list_deployment_api_keys(self, deployment_id: str) -> list[ApiKey]:
+        sql = SELECT_API_KEYS + " WHERE deployment_id = $1 ORDER BY created_at, key_id"
+        return [api_key_from_row(row) for row in await self._fetch(sql, deployment_id)]
 
     async def revoke_api_key(self, key_id: str, now: int) -> bool:
         sql = "UPDATE api_keys SET revoked_at = $2 WHERE key_id = $1 AND revoked_at IS NULL"
@@ -185,14 +214,10 @@ class PostgresOrganizations:
         rows = await self._fetch("SELECT EXISTS (SELECT 1 FROM sso_connections) AS found")
         return bool(rows[0]["found"])
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Any]:
-        """A pooled connection in a transaction: committed when the block ends, rolled back
-        if it raises."""
-        async with self._connection() as conn, conn.transaction():
-            yield conn
-
     # Provided by PostgresStore
+
+    def _transaction(self) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
 
     def _connection(self) -> AbstractAsyncContextManager[Any]:
         raise NotImplementedError

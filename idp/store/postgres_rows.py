@@ -32,8 +32,14 @@ def client_from_row(row: Any) -> Client:
     )
 
 
+def resource_params(resource: Resource) -> tuple[Any, ...]:
+    scopes = list(resource.scopes)
+    return (resource.uri, scopes, resource.token_ttl, resource.created_at, resource.deployment_id)
+
+
 def resource_from_row(row: Any) -> Resource:
-    return Resource(row["uri"], tuple(row["scopes"]), row["token_ttl"], row["created_at"])
+    # The columns are named like the fields; only the scopes change type.
+    return Resource(**{**dict(row), "scopes": tuple(row["scopes"])})
 
 
 def signing_key_from_row(row: Any) -> SigningKey:

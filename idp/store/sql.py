@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import orjson
 
-from idp.store.models import ApiKey, Client, RefreshToken, SsoConnection
+from idp.store.models import (
+    AccessEvent,
+    ApiKey,
+    Client,
+    Deployment,
+    Invite,
+    RefreshToken,
+    Resource,
+    SsoConnection,
+)
+from idp.surface.model import Surface
 
 SELECT_CLIENTS = (
     "SELECT client_id, metadata, created_at, secret_hash, secret_expires_at,"
@@ -16,6 +28,7 @@ SELECT_KEYS = (
     "SELECT kid, alg, generation, private_jwe, public_jwk, created_at, activates_at"
     " FROM signing_keys"
 )
+SELECT_RESOURCES = "SELECT uri, scopes, token_ttl, created_at, deployment_id FROM resources"
 SELECT_USERS = "SELECT user_id, email, email_verified, name, created_at FROM users"
 SELECT_CONSENTS = "SELECT user_id, client_id, resource, scopes, granted_at FROM consents"
 SELECT_IDENTITIES = (
@@ -31,6 +44,19 @@ SELECT_API_KEYS = (
     "SELECT key_id, org_id, user_id, deployment_id, name, scopes, secret_hash, created_at,"
     " expires_at, revoked_at, last_used_at FROM api_keys"
 )
+SELECT_DEPLOYMENTS = (
+    "SELECT deployment_id, org_id, name, urls, surfaces, allow, secrets_sealed, created_at,"
+    " updated_at, revision FROM deployments"
+)
+SELECT_ACCESS = (
+    "SELECT event_id, at, org_id, deployment_id, surface, method, path, principal,"
+    " principal_kind, outcome, reason, client_address, source FROM access_log"
+)
+SELECT_INVITES = (
+    "SELECT invite_id, deployment_id, org_id, email, token_hash, return_to, created_at,"
+    " expires_at, created_by, used_at, used_by, revoked_at FROM invites"
+)
+ROLES = ("member", "admin")
 # Each dialect selects the connections as ``c`` with their domains as one more column.
 BY_DOMAIN = " JOIN sso_domains AS s ON s.connection_id = c.connection_id WHERE s.domain = "
 
@@ -119,3 +145,151 @@ def sso_columns(conn: SsoConnection) -> tuple[Any, ...]:
 def unique_domains(conn: SsoConnection) -> list[str]:
     """The connection's domains, each once, in the order they are claimed (sorted)."""
     return sorted(set(conn.domains))
+
+
+def member_role(name: str) -> str:
+    """A member's role; anything but ``member`` or ``admin`` is the caller's mistake."""
+    if name not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    return name
+
+
+def page_size(limit: int) -> int:
+    """A listing's ``limit``: at least one row (how many at most is the caller's cap)."""
+    if limit < 1:
+        raise ValueError("limit must be positive")
+    return limit
+
+
+def deployment_columns(deployment: Deployment) -> tuple[Any, ...]:
+    """A deployment as the columns of ``deployments``, in table order, its lists and maps as
+    JSON text (both dialects store JSON)."""
+    return (
+        deployment.deployment_id,
+        deployment.org_id,
+        deployment.name,
+        _json(list(deployment.urls)),
+        _json([_surface_object(surface) for surface in deployment.surfaces]),
+        _json(list(deployment.allow)),
+        _json(deployment.secrets_sealed),
+        deployment.created_at,
+        deployment.updated_at,
+        deployment.revision,
+    )
+
+
+def deployment_changes(deployment: Deployment) -> tuple[Any, ...]:
+    """The arguments of an optimistic update: the columns that may change (``name`` to
+    ``secrets_sealed``, ``updated_at``, ``revision``), then the row's ``deployment_id`` and
+    ``org_id`` and the revision it must be at (the one before)."""
+    columns = deployment_columns(deployment)
+    key = (deployment.deployment_id, deployment.org_id, deployment.revision - 1)
+    return (*columns[2:7], *columns[8:], *key)
+
+
+def deployment_from_row(row: Any) -> Deployment:
+    """A row of ``SELECT_DEPLOYMENTS``; the JSON columns arrive as text from both dialects."""
+    return Deployment(
+        deployment_id=row["deployment_id"],
+        org_id=row["org_id"],
+        name=row["name"],
+        urls=tuple(orjson.loads(row["urls"])),
+        surfaces=tuple(_surface_from(item) for item in orjson.loads(row["surfaces"])),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        allow=tuple(orjson.loads(row["allow"])),
+        secrets_sealed=orjson.loads(row["secrets_sealed"]),
+        revision=row["revision"],
+    )
+
+
+def unique_uris(resources: Sequence[Resource]) -> None:
+    """Refuse a resource list that names one URI twice: a caller's mistake, not a conflict."""
+    uris = [resource.uri for resource in resources]
+    if len(set(uris)) != len(uris):
+        raise ValueError("a deployment's resource URIs must be unique")
+
+
+def access_event_columns(event: AccessEvent) -> tuple[Any, ...]:
+    """An event as the columns of ``access_log`` after ``event_id``, which is assigned."""
+    return (
+        event.at,
+        event.org_id,
+        event.deployment_id,
+        event.surface,
+        event.method,
+        event.path,
+        event.principal,
+        event.principal_kind,
+        event.outcome,
+        event.reason,
+        event.client_address,
+        event.source,
+    )
+
+
+def access_event_from_row(row: Any) -> AccessEvent:
+    # The columns are named like the fields and hold plain values in both dialects.
+    return AccessEvent(**dict(row))
+
+
+def access_filters(
+    deployment_id: str,
+    *,
+    since: int | None,
+    until: int | None,
+    surface: str | None,
+    principal: str | None,
+    outcome: str | None,
+    before_id: int | None,
+) -> list[tuple[str, Any]]:
+    """The conditions of an access log listing, each a SQL fragment awaiting its placeholder
+    and the value for it; only the filters given appear."""
+    wanted = [
+        ("deployment_id =", deployment_id),
+        ("at >=", since),
+        ("at <", until),
+        ("surface =", surface),
+        ("principal =", principal),
+        ("outcome =", outcome),
+        ("event_id <", before_id),
+    ]
+    return [(condition, value) for condition, value in wanted if value is not None]
+
+
+def invite_columns(invite: Invite) -> tuple[Any, ...]:
+    """An invite as the columns of ``invites``, in table order."""
+    return (
+        invite.invite_id,
+        invite.deployment_id,
+        invite.org_id,
+        invite.email,
+        invite.token_hash,
+        invite.return_to,
+        invite.created_at,
+        invite.expires_at,
+        invite.created_by,
+        invite.used_at,
+        invite.used_by,
+        invite.revoked_at,
+    )
+
+
+def invite_from_row(row: Any) -> Invite:
+    # The columns are named like the fields and hold plain values in both dialects.
+    return Invite(**dict(row))
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _surface_object(surface: Surface) -> dict[str, Any]:
+    """A surface as stored: an object with one member per field, tuples as arrays."""
+    return {field.name: getattr(surface, field.name) for field in fields(surface)}
+
+
+def _surface_from(item: dict[str, Any]) -> Surface:
+    """The stored object back as a :class:`Surface`; arrays become tuples again."""
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}
+    return Surface(**values)

@@ -3,8 +3,10 @@
 The file runs in WAL mode so readers never block the writer, and every connection waits up to
 ``busy_timeout`` seconds for the write lock instead of failing. Each operation is one SQL
 statement in autocommit mode, so its atomicity comes from SQLite itself, across processes; the
-few that write several rows (an SSO connection and its domains) run in one ``BEGIN IMMEDIATE``
-transaction. Organizations, API keys and SSO connections live in :mod:`idp.store.sqlite_orgs`.
+few that write several rows (an SSO connection and its domains, a deployment and its resources)
+run in one ``BEGIN IMMEDIATE`` transaction. Organizations, API keys and SSO connections live in
+:mod:`idp.store.sqlite_orgs`; deployments, the access log and invites in
+:mod:`idp.store.sqlite_deployments`.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ from idp.store.sql import (
     SELECT_IDENTITIES,
     SELECT_KEYS,
     SELECT_REFRESH,
+    SELECT_RESOURCES,
     SELECT_USERS,
     client_params,
     positive,
     use_time,
 )
+from idp.store.sqlite_deployments import SQLiteDeployments
 from idp.store.sqlite_orgs import SQLiteOrganizations
 from idp.store.sqlite_rows import (
     client_from_row,
@@ -52,6 +56,7 @@ from idp.store.sqlite_rows import (
     refresh_params,
     refresh_token_from_row,
     resource_from_row,
+    resource_params,
     signing_key_from_row,
     user_from_row,
 )
@@ -61,7 +66,7 @@ __all__ = ["SQLiteStore"]
 MEMORY = ":memory:"
 
 
-class SQLiteStore(SQLiteOrganizations):
+class SQLiteStore(SQLiteOrganizations, SQLiteDeployments):
     """:class:`idp.store.Store` on SQLite through one aiosqlite connection per process.
 
     Open it with :meth:`open`. ``clock`` gives the current Unix time used for ephemeral
@@ -217,23 +222,22 @@ class SQLiteStore(SQLiteOrganizations):
     async def put_resource(self, resource: Resource) -> None:
         """Insert or replace the resource with this URI."""
         sql = (
-            "INSERT INTO resources (uri, scopes, token_ttl, created_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (uri) DO UPDATE SET scopes = excluded.scopes,"
-            " token_ttl = excluded.token_ttl, created_at = excluded.created_at"
+            "INSERT INTO resources (uri, scopes, token_ttl, created_at, deployment_id)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (uri) DO UPDATE SET scopes = excluded.scopes,"
+            " token_ttl = excluded.token_ttl, created_at = excluded.created_at,"
+            " deployment_id = excluded.deployment_id"
         )
-        scopes = json_list(resource.scopes)
-        await self._change(sql, (resource.uri, scopes, resource.token_ttl, resource.created_at))
+        await self._change(sql, resource_params(resource))
 
     async def get_resource(self, uri: str) -> Resource | None:
         """The resource with exactly this URI, or None."""
-        sql = "SELECT uri, scopes, token_ttl, created_at FROM resources WHERE uri = ?"
-        rows = await self._fetch(sql, (uri,))
+        rows = await self._fetch(SELECT_RESOURCES + " WHERE uri = ?", (uri,))
         return resource_from_row(rows[0]) if rows else None
 
     async def list_resources(self) -> list[Resource]:
         """All resources, ordered by URI."""
-        sql = "SELECT uri, scopes, token_ttl, created_at FROM resources ORDER BY uri"
-        return [resource_from_row(row) for row in await self._fetch(sql)]
+        rows = await self._fetch(SELECT_RESOURCES + " ORDER BY uri")
+        return [resource_from_row(row) for row in rows]
 
     async def delete_resource(self, uri: str) -> bool:
         """Delete the resource; False if there was none."""

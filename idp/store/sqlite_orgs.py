@@ -1,4 +1,4 @@
-"""Organizations, their members, API keys and SSO connections on SQLite.
+"""Organizations, their members and their roles, API keys and SSO connections on SQLite.
 
 :class:`SQLiteOrganizations` is mixed into :class:`idp.store.sqlite.SQLiteStore`, which provides
 the plumbing. An SSO connection and its domains are written in one ``BEGIN IMMEDIATE``
@@ -14,7 +14,14 @@ from typing import Any
 
 from idp.store import DomainTaken, StoreError
 from idp.store.models import ApiKey, Organization, SsoConnection
-from idp.store.sql import BY_DOMAIN, SELECT_API_KEYS, SELECT_ORGS, sso_columns, unique_domains
+from idp.store.sql import (
+    BY_DOMAIN,
+    SELECT_API_KEYS,
+    SELECT_ORGS,
+    member_role,
+    sso_columns,
+    unique_domains,
+)
 from idp.store.sqlite_rows import (
     api_key_from_row,
     api_key_params,
@@ -32,6 +39,11 @@ INSERT_SSO = (
     "INSERT INTO sso_connections (connection_id, org_id, name, provider, auth_method,"
     " oidc_issuer, oidc_client_id, oidc_client_secret_sealed, enforce_sso, enabled, created_at,"
     " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The keys of an organization's deployments, which its deletion takes along (no foreign key).
+DELETE_DEPLOYMENT_KEYS = (
+    "DELETE FROM api_keys WHERE deployment_id IN"
+    " (SELECT deployment_id FROM deployments WHERE org_id = ?)"
 )
 # Everything but connection_id, org_id and created_at, which never change.
 UPDATE_SSO = (
@@ -59,14 +71,29 @@ class SQLiteOrganizations:
         return [org_from_row(row) for row in rows]
 
     async def delete_org(self, org_id: str) -> bool:
-        return await self._change("DELETE FROM organizations WHERE org_id = ?", (org_id,)) > 0
+        """Deployments go too, by cascade with their resources and invites; their API keys
+        have no foreign key, so they are deleted here, in the same transaction."""
+        async with self._transaction() as db:
+            await db.execute_fetchall(DELETE_DEPLOYMENT_KEYS, (org_id,))
+            sql = "DELETE FROM organizations WHERE org_id = ?"
+            async with db.execute(sql, (org_id,)) as cursor:
+                deleted = bool(cursor.rowcount > 0)
+        return deleted
 
-    async def add_member(self, org_id: str, user_id: str, now: int) -> bool:
+    async def add_member(self, org_id: str, user_id: str, now: int, role: str = "member") -> bool:
         sql = (
-            "INSERT INTO org_members (org_id, user_id, created_at) VALUES (?, ?, ?)"
+            "INSERT INTO org_members (org_id, user_id, created_at, role) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (org_id, user_id) DO NOTHING"
         )
-        return await self._change(sql, (org_id, user_id, now)) > 0
+        return await self._change(sql, (org_id, user_id, now, member_role(role))) > 0
+
+    async def set_member_role(self, org_id: str, user_id: str, role: str) -> bool:
+        sql = "UPDATE org_members SET role = ? WHERE org_id = ? AND user_id = ?"
+        return await self._change(sql, (member_role(role), org_id, user_id)) > 0
+
+    async def orgs_administered(self, user_id: str) -> list[str]:
+        sql = "SELECT org_id FROM org_members WHERE user_id = ? AND role = 'admin'"
+        return sorted(row["org_id"] for row in await self._fetch(sql, (user_id,)))
 
     async def list_members(self, org_id: str) -> list[str]:
         sql = "SELECT user_id FROM org_members WHERE org_id = ? ORDER BY created_at, user_id"
@@ -94,6 +121,10 @@ class SQLiteOrganizations:
     async def list_api_keys(self, org_id: str) -> list[ApiKey]:
         sql = SELECT_API_KEYS + " WHERE org_id = ? ORDER BY created_at, key_id"
         return [api_key_from_row(row) for row in await self._fetch(sql, (org_id,))]
+
+    async def list_deployment_api_keys(self, deployment_id: str) -> list[ApiKey]:
+        sql = SELECT_API_KEYS + " WHERE deployment_id = ? ORDER BY created_at, key_id"
+        return [api_key_from_row(row) for row in await self._fetch(sql, (deployment_id,))]
 
     async def revoke_api_key(self, key_id: str, now: int) -> bool:
         sql = "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"

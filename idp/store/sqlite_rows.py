@@ -38,9 +38,14 @@ def client_from_row(row: sqlite3.Row) -> Client:
     )
 
 
+def resource_params(resource: Resource) -> tuple[Any, ...]:
+    scopes = json_list(resource.scopes)
+    return (resource.uri, scopes, resource.token_ttl, resource.created_at, resource.deployment_id)
+
+
 def resource_from_row(row: sqlite3.Row) -> Resource:
-    scopes = tuple(orjson.loads(row["scopes"]))
-    return Resource(row["uri"], scopes, row["token_ttl"], row["created_at"])
+    # The columns are named like the fields; only the scopes need decoding.
+    return Resource(**{**dict(row), "scopes": tuple(orjson.loads(row["scopes"]))})
 
 
 def signing_key_from_row(row: sqlite3.Row) -> SigningKey:

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from idp.store import StoreError
+from idp.store import Resource, StoreError
 from idp.store.connect import open_store
 from idp.store.migrations import Dialect, load_migrations, migrations_dir, split_statements
+
+# A resource as registered before 0006 added deployments; each dialect stores scopes its way.
+OLD_RESOURCE = {
+    "sqlite": "INSERT INTO resources VALUES ('https://api.example/', '[]', 60, 1);\n",
+    "postgres": "INSERT INTO resources VALUES ('https://api.example/', '{}', 60, 1);\n",
+}
 
 
 def _dialect(url: str) -> Dialect:
@@ -80,6 +86,36 @@ async def test_a_failing_migration_leaves_nothing_applied(
 
         (tmp_path / "0002_bad.sql").unlink()
         assert await store.migrate() == ["0001_good"]
+    finally:
+        await store.close()
+
+
+async def test_resources_and_members_from_before_deployments_keep_their_meaning(
+    fresh_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = migrations_dir(_dialect(fresh_database_url))
+    for path in sorted(source.glob("*.sql"))[:5]:
+        shutil.copy(path, tmp_path)
+    (tmp_path / "0005_zy_resource.sql").write_text(OLD_RESOURCE[_dialect(fresh_database_url)])
+    (tmp_path / "0005_zz_member.sql").write_text(
+        "INSERT INTO organizations (org_id, name, created_at) VALUES ('org-1', 'Org', 1);\n"
+        "INSERT INTO users (user_id, email, created_at) VALUES ('user-1', 'a@b.example', 1);\n"
+        "INSERT INTO org_members (org_id, user_id, created_at) VALUES ('org-1', 'user-1', 1);\n"
+    )
+    monkeypatch.setenv("IDP_MIGRATIONS_DIR", str(tmp_path))
+    store = await open_store(fresh_database_url)
+    try:
+        await store.migrate()
+        shutil.copy(source / "0006_deployments.sql", tmp_path)
+
+        assert await store.migrate() == ["0006_deployments"]
+
+        assert await store.get_resource("https://api.example/") == Resource(
+            "https://api.example/", (), 60, 1, deployment_id=None
+        )
+        assert await store.orgs_administered("user-1") == []
+        assert await store.set_member_role("org-1", "user-1", "admin")
+        assert await store.orgs_administered("user-1") == ["org-1"]
     finally:
         await store.close()
 

@@ -1,0 +1,52 @@
+"""What a deployment declares: its surfaces and who may pass each one.
+
+These are plain values, shared by ``idp`` (which stores and serves them) and by sibling
+services (which receive them from ``idp`` and apply them); nothing here touches storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+KINDS = ("api", "mcp", "page", "webhook")
+METHODS = ("public", "api_key", "oauth", "session", "signature")
+# Kinds whose surfaces are RFC 8707 resources, so agents can get tokens bound to them.
+RESOURCE_KINDS = ("api", "mcp")
+
+
+@dataclass(frozen=True, slots=True)
+class Surface:
+    """One surface of a deployment, as the product page's ``expresses`` block declares it.
+
+    ``auth`` lists the methods that may authenticate a request (any one suffices);
+    ``scopes`` are what an OAuth token or API key must carry; ``allow`` restricts who may pass
+    once authenticated (an empty list restricts nobody); ``embed`` names the origins that may
+    frame a page; ``resource`` is the canonical URI of an ``api`` or ``mcp`` surface.
+    """
+
+    name: str
+    kind: str
+    path: str
+    auth: tuple[str, ...]
+    scopes: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    embed: tuple[str, ...] = ()
+    resource: str | None = None
+    title: str = ""
+
+    @property
+    def is_public(self) -> bool:
+        return "public" in self.auth
+
+    def covers(self, path: str) -> bool:
+        """True if a request for ``path`` is on this surface (the path or below it)."""
+        base = self.path.rstrip("/")
+        return path == self.path or path == base or path.startswith(base + "/")
+
+
+def surface_for(surfaces: Iterable[Surface], path: str, name: str | None = None) -> Surface | None:
+    """The surface a request for ``path`` is on: the one named ``name`` if it covers the
+    path, else the covering surface with the longest path; None if no surface covers it."""
+    covering = [s for s in surfaces if s.covers(path) and (name is None or s.name == name)]
+    return max(covering, key=lambda s: len(s.path.rstrip("/")), default=None)
