@@ -15,20 +15,28 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from idp import openapi
+from idp.access_log import FLUSH_TIMEOUT
 from idp.config import Settings
 from idp.endpoints import (
+    access_log,
     account,
     authorize,
     consent,
+    decision,
+    deployment_keys,
+    deployments,
     discovery,
     federation,
     introspection,
+    invites,
     jwks,
     login,
     logout,
     registration,
     revocation,
     sso_connections,
+    surface_session,
     token,
     userinfo,
 )
@@ -97,7 +105,14 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route("/register/{client_id}", registration.read, methods=["GET"]),
         Route("/register/{client_id}", registration.update, methods=["PUT"]),
         Route("/register/{client_id}", registration.delete, methods=["DELETE"]),
+        Route("/api/openapi.json", openapi.serve, methods=["GET"]),
         *sso_connections.ROUTES,
+        *invites.ROUTES,
+        *deployments.ROUTES,
+        *deployment_keys.ROUTES,
+        *access_log.ROUTES,
+        *decision.ROUTES,
+        *surface_session.ROUTES,
         Route("/.well-known/openid-configuration", discovery.serve_metadata, methods=["GET"]),
     ]
     well_known: list[BaseRoute] = [
@@ -127,12 +142,16 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
         own = provider is None
         app.state.provider = provider or await open_provider(settings)
         maintainer = asyncio.create_task(app.state.provider.maintain())
+        writer = asyncio.create_task(app.state.provider.access_log.run())
         try:
             yield
         finally:
-            maintainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintainer
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(app.state.provider.access_log.flush(), FLUSH_TIMEOUT)
+            for task in (maintainer, writer):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if own:
                 await app.state.provider.close()
 

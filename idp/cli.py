@@ -291,7 +291,15 @@ async def resources_add(uri: str, scopes: str, token_ttl: int | None) -> None:
         token_ttl=token_ttl or settings.access_token_ttl,
         created_at=int(time.time()),
     )
-    await _with_store(settings, lambda store: store.put_resource(resource))
+
+    async def put(store: Any) -> None:
+        existing = await store.get_resource(canonical)
+        if existing is not None and existing.deployment_id is not None:
+            owner = existing.deployment_id
+            raise click.ClickException(f"{canonical} belongs to deployment {owner}")
+        await store.put_resource(resource)
+
+    await _with_store(settings, put)
     click.echo(
         f"{canonical}\tscopes: {' '.join(resource.scopes) or '-'}\tttl: {resource.token_ttl}s"
     )
@@ -535,3 +543,7 @@ async def sso_list(org_id: str | None) -> None:
         domains = ",".join(conn.domains)
         fields = [conn.connection_id, conn.org_id, conn.provider, state, enforced, domains]
         click.echo("\t".join([*fields, conn.name]))
+
+
+# The deployment commands live in their own module; importing it registers them on ``main``.
+from idp import cli_deployments  # noqa: E402, F401

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    access_log_retention_days: int = Field(default=30, ge=1, le=3650)
+    access_log_queue: int = Field(default=10000, ge=1, le=1_000_000)
+
     # Connectors (upstream identity providers). Their credentials use the names the product
     # documentation gives, without the IDP_ prefix; a connector is on when its client id is set.
     github_client_id: str | None = _upstream("GITHUB_CLIENT_ID")

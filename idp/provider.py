@@ -16,6 +16,7 @@ from typing import Any
 
 from joserfc.jwk import OctKey
 
+from idp.access_log import AccessLog, open_access_log
 from idp.client_keys import ClientKeys
 from idp.config import ConfigError, Settings
 from idp.connectors.registry import Connectors, open_connectors
@@ -29,6 +30,9 @@ from idp.store import Ephemeral, Resource, Store
 from idp.store.connect import open_redis, open_store
 
 log = logging.getLogger("idp.provider")
+
+API_PATH = "/api"
+ADMIN_SCOPE = "admin"
 
 
 @dataclass
@@ -59,11 +63,24 @@ class Provider:
     upstreams: Upstreams
     sealer: Sealer
     connectors: Connectors
+    access_log: AccessLog
     clock: Any = time.time
     closers: list[Any] = field(default_factory=list)
 
     def now(self) -> int:
         return int(self.clock())
+
+    @property
+    def api_resource(self) -> str:
+        """The resource URI of ``idp``'s own API: the audience of admin tokens."""
+        return self.settings.endpoint(API_PATH)
+
+    async def register_api_resource(self) -> None:
+        """Make our own API a resource offering ``admin``, so admins can get tokens for it."""
+        if await self.store.get_resource(self.api_resource) is None:
+            ttl = self.settings.access_token_ttl
+            resource = Resource(self.api_resource, (ADMIN_SCOPE,), ttl, self.now())
+            await self.store.put_resource(resource)
 
     async def refresh(self) -> None:
         """Reload resources and keys; rotate when due; delete keys nobody can need."""
@@ -154,11 +171,13 @@ async def open_provider(settings: Settings, *, clock: Any = time.time) -> Provid
         upstreams=upstreams,
         connectors=connectors,
         sealer=Sealer(derive_key(kek.raw_value, "idp sealed secrets")),
+        access_log=open_access_log(store, settings, clock),
         clock=clock,
         closers=closers,
     )
     try:
         await keys.bootstrap()
+        await provider.register_api_resource()
         await provider.refresh()
     except BaseException:
         await provider.close()

@@ -48,6 +48,18 @@ class TokenSet:
         return refresh_token_hash(value) if value else None
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The resource an access token is for: its URI, token lifetime, the scopes it offers,
+    and whether a deployment's surface declared it (such tokens name the person's email, so
+    the deployment can apply its allow lists without asking ``idp``)."""
+
+    uri: str
+    ttl: int
+    offered: frozenset[str]
+    for_deployment: bool = False
+
+
 async def check_request(
     provider: Provider, auth: Authorization, params: Params, scope: str | None
 ) -> None:
@@ -59,7 +71,7 @@ def userinfo_resource(provider: Provider) -> str:
     return provider.settings.endpoint("/userinfo")
 
 
-async def audience(provider: Provider, params: Params, auth: Authorization) -> tuple[str, int]:
+async def audience(provider: Provider, params: Params, auth: Authorization) -> Target:
     """The one resource this access token is for, and its token lifetime.
 
     ``resource`` at the token endpoint picks among the granted ones; without it, the single
@@ -75,13 +87,13 @@ async def audience(provider: Provider, params: Params, auth: Authorization) -> t
         except ValueError as exc:
             raise InvalidTarget(f"resource {exc}") from None
         if uri == userinfo_resource(provider) and "openid" in auth.scopes:
-            return uri, provider.settings.access_token_ttl
+            return _userinfo_target(provider)
         if uri not in auth.resources:
             raise InvalidTarget("the resource was not granted")
     elif len(auth.resources) == 1:
         uri = auth.resources[0]
     elif not auth.resources and "openid" in auth.scopes:
-        return userinfo_resource(provider), provider.settings.access_token_ttl
+        return _userinfo_target(provider)
     elif not auth.resources:
         raise InvalidTarget("no resource was granted for these scopes")
     else:
@@ -89,16 +101,27 @@ async def audience(provider: Provider, params: Params, auth: Authorization) -> t
     resource = await provider.store.get_resource(uri)
     if resource is None:
         raise InvalidTarget("the resource no longer exists")
-    return uri, resource.token_ttl
+    deployed = resource.deployment_id is not None
+    return Target(uri, resource.token_ttl, frozenset(resource.scopes), deployed)
 
 
-async def access_scopes(provider: Provider, auth: Authorization, aud: str) -> tuple[str, ...]:
-    """The granted scopes that mean something to ``aud``."""
-    if aud == userinfo_resource(provider):
-        return tuple(scope for scope in auth.scopes if scope in OIDC_ONLY - {"offline_access"})
-    resource = await provider.store.get_resource(aud)
-    offered = set(resource.scopes) if resource else set()
-    return tuple(scope for scope in auth.scopes if scope in offered)
+def _userinfo_target(provider: Provider) -> Target:
+    offered = OIDC_ONLY - {"offline_access"}
+    return Target(userinfo_resource(provider), provider.settings.access_token_ttl, offered)
+
+
+def access_scopes(auth: Authorization, target: Target) -> tuple[str, ...]:
+    """The granted scopes that mean something to the token's resource."""
+    return tuple(scope for scope in auth.scopes if scope in target.offered)
+
+
+async def person_claims(provider: Provider, user_id: str, target: Target) -> dict[str, Any]:
+    """``email`` and ``email_verified`` for a deployment's resource (RFC 9068 section 2.2.1
+    allows identity claims the resource needs), nothing for others."""
+    user = await provider.store.get_user(user_id) if target.for_deployment else None
+    if user is None:
+        return {}
+    return {"email": user.email, "email_verified": user.email_verified}
 
 
 def narrowed(auth: Authorization, requested: str | None) -> Authorization:
@@ -136,15 +159,17 @@ async def issue(
     """
     whole = auth
     auth = narrowed(auth, scope)
-    aud, ttl = await audience(provider, params, auth)
+    target = await audience(provider, params, auth)
+    ttl = target.ttl
     now = provider.now()
     grant = Grant(
         subject=auth.user_id,
         client_id=client.client_id,
-        audience=aud,
-        scopes=await access_scopes(provider, auth, aud),
+        audience=target.uri,
+        scopes=access_scopes(auth, target),
         ttl=ttl,
         grant_type="authorization_code",
+        claims=await person_claims(provider, auth.user_id, target),
     )
     signer = provider.keys.signer(provider.settings.access_token_alg)
     jti = new_jti()

@@ -4,11 +4,14 @@ Header ``typ: at+jwt``; claims ``iss``, ``sub``, ``aud`` (the one granted resour
 ``client_id``, ``scope``, ``iat``, ``exp``, ``jti``. A token issued by the client credentials
 grant has ``sub`` equal to ``client_id`` (RFC 9068 section 2.2) and carries
 ``gty: client_credentials``, so a resource server can tell it from a token for a person.
+A person's token for a deployment's surface also carries ``email`` and ``email_verified``,
+which the deployment's allow lists need.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc import jwt
@@ -31,6 +34,7 @@ class Grant:
     scopes: tuple[str, ...]
     ttl: int
     grant_type: str
+    claims: Mapping[str, Any] = field(default_factory=dict)  # more claims about the subject
 
 
 def mint_access_token(
@@ -38,6 +42,7 @@ def mint_access_token(
 ) -> str:
     """Sign an access token for ``grant``; ``jti`` defaults to a fresh random value."""
     claims: dict[str, Any] = {
+        **grant.claims,
         "iss": issuer,
         "sub": grant.subject,
         "aud": grant.audience,

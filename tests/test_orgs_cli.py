@@ -22,6 +22,10 @@ T = TypeVar("T")
 
 @pytest.fixture
 def idp(tmp_path: Path) -> CliRunner:
+    return cli_runner(tmp_path)
+
+
+def cli_runner(tmp_path: Path) -> CliRunner:
     """A runner whose ``IDP_*`` environment points at a fresh SQLite file."""
     return CliRunner(
         env={

@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from idp import accounts, authorization
+from idp import accounts, authorization, continuation
 from idp.accounts import SignInRefused, audit_event
 from idp.browser import BROWSER_COOKIE, binding, browser_id, csrf_ok, remember_browser
 from idp.connectors.base import Connector, ConnectorError, Flow, same
@@ -155,13 +155,18 @@ async def _finish(
 async def continue_after_sign_in(
     provider: Provider, request: Request, request_id: str, email: str
 ) -> Response:
-    """Back to the pending authorization request this browser started, if any."""
+    """Back to the pending authorization request this browser started, if any; else to where
+    an invite or a session check asked to continue (:mod:`idp.continuation`)."""
     browser = cookies_for(provider).read(request, BROWSER_COOKIE) or ""
     pending = await authorization.load_pending(provider, request_id, binding(browser))
-    if pending is None:
+    location: str | None
+    if pending is not None:
+        query = urlencode({"request": pending.request_id})
+        location = provider.settings.endpoint("/authorize/resume") + "?" + query
+    else:
+        location = await continuation.take(provider, browser)
+    if location is None:
         return page("signed_in", email=email)
-    query = urlencode({"request": pending.request_id})
-    location = provider.settings.endpoint("/authorize/resume") + "?" + query
     return RedirectResponse(location, status_code=303, headers={"Cache-Control": "no-store"})
 
 

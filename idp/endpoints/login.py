@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import orjson
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from idp import accounts, authorization
 from idp.browser import (
@@ -219,14 +219,9 @@ async def sign_in(request: Request) -> Response:
         audit.info("sign-in refused: method=magic_link reason=enforce_sso")
         return error_page("We could not sign you in", str(exc), 403)
 
-    pending = await authorization.load_pending(provider, link.request_id, binding(browser))
-    response: Response = page("signed_in", email=user.email)
-    if pending is not None:
-        query = urlencode({"request": pending.request_id})
-        location = provider.settings.endpoint("/authorize/resume") + "?" + query
-        response = RedirectResponse(
-            location, status_code=303, headers={"Cache-Control": "no-store"}
-        )
+    response = await federation.continue_after_sign_in(
+        provider, request, link.request_id, user.email
+    )
     await start_session(provider, request, response, user.user_id, "magic_link")
     audit.info("signed in: user=%s method=magic_link", user.user_id)
     return response

@@ -210,7 +210,7 @@ def _present(conn: SsoConnection) -> dict[str, Any]:
 def _audit(action: str, admin: Admin, conn: SsoConnection) -> None:
     audit.info(
         "sso connection %s: org=%s connection=%s provider=%s domains=%s enforce_sso=%s"
-        " enabled=%s key=%s",
+        " enabled=%s by=%s",
         action,
         admin.org_id,
         conn.connection_id,
@@ -218,5 +218,5 @@ def _audit(action: str, admin: Admin, conn: SsoConnection) -> None:
         ",".join(conn.domains),
         conn.enforce_sso,
         conn.enabled,
-        admin.key_id,
+        admin.actor,
     )

@@ -39,6 +39,14 @@ class Surface:
     def is_public(self) -> bool:
         return "public" in self.auth
 
+    @property
+    def frame_ancestors(self) -> str | None:
+        """The CSP directive that lets only ``embed`` origins frame a page (none by default);
+        None for other kinds of surface."""
+        if self.kind != "page":
+            return None
+        return "frame-ancestors " + (" ".join(self.embed) if self.embed else "'none'")
+
     def covers(self, path: str) -> bool:
         """True if a request for ``path`` is on this surface (the path or below it)."""
         base = self.path.rstrip("/")

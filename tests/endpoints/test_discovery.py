@@ -26,6 +26,7 @@ SNAPSHOT = {
     "revocation_endpoint": "https://idp.test/revoke",
     "registration_endpoint": "https://idp.test/register",
     "scopes_supported": [
+        "admin",
         "email",
         "machines:run",
         "offline_access",
@@ -118,6 +119,7 @@ async def test_scopes_supported_follow_the_registered_resources(
     document = (await http.get("/.well-known/oauth-authorization-server")).json()
 
     assert document["scopes_supported"] == [
+        "admin",
         "email",
         "machines:run",
         "offline_access",

@@ -74,7 +74,9 @@ async def test_secrets_are_stored_only_as_hashes(
         ),
         pytest.param({"grant_types": ["implicit"]}, "invalid_client_metadata", id="implicit"),
         pytest.param(
-            {"scope": "machines:run admin"}, "invalid_client_metadata", id="scope-not-offered"
+            {"scope": "machines:run billing:write"},
+            "invalid_client_metadata",
+            id="scope-not-offered",
         ),
         pytest.param(
             {"token_endpoint_auth_method": "none"},
