@@ -80,8 +80,11 @@ async def issue_ticket(provider: Provider, deployment: Deployment, session: Sess
     return ticket
 
 
-async def redeem_ticket(provider: Provider, deployment_id: str, ticket: str) -> str | None:
-    """Exchange a live ticket of this deployment for a sibling session value, once."""
+async def redeem_ticket(
+    provider: Provider, deployment_id: str, ticket: str
+) -> tuple[str, int] | None:
+    """Exchange a live ticket of this deployment, once, for a sibling session value and the
+    seconds it has left (until ``idp``'s session reaches its absolute expiry)."""
     raw = await provider.ephemeral.take(_ticket_key(ticket)) if ticket else None
     stored = orjson.loads(raw) if raw else {}
     if stored.pop("ticket_expires_at", 0) <= provider.now():
@@ -94,7 +97,7 @@ async def redeem_ticket(provider: Provider, deployment_id: str, ticket: str) -> 
     value = SESSION_PREFIX + new_secret()
     ttl = record.expires_at - provider.now()
     await provider.ephemeral.put(_session_key(value), orjson.dumps(asdict(record)), ttl)
-    return value
+    return value, ttl
 
 
 async def find_session(provider: Provider, deployment_id: str, value: str) -> SurfaceSession | None:

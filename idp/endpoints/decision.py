@@ -167,13 +167,20 @@ async def _redeem(
     target = _without_ticket(original_url(request, uri))
     if not surface_sessions.under_registered_url(deployment, target):
         raise InvalidRequest("the URL is not registered for this deployment")
-    value = await surface_sessions.redeem_ticket(provider, deployment.deployment_id, ticket)
-    if value is None:
+    redeemed = await surface_sessions.redeem_ticket(provider, deployment.deployment_id, ticket)
+    if redeemed is None:
         return RedirectResponse(sign_in_url(provider, deployment, request, uri), 303, NO_CACHE)
+    value, lifetime = redeemed
     response = RedirectResponse(target, 303, NO_CACHE)
     secure = target.startswith("https://")
     response.set_cookie(
-        surface_sessions.COOKIE, value, httponly=True, secure=secure, samesite="lax", path="/"
+        surface_sessions.COOKIE,
+        value,
+        max_age=lifetime,
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+        path="/",
     )
     return response
 

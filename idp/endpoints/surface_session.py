@@ -55,14 +55,11 @@ async def redeem(request: Request) -> Response:
     provider = provider_of(request)
     form = await read_form(request, provider.settings.max_body_bytes)
     deployment_id, ticket = form.require("deployment"), form.require("ticket")
-    value = await surface_sessions.redeem_ticket(provider, deployment_id, ticket)
-    if value is None:
+    redeemed = await surface_sessions.redeem_ticket(provider, deployment_id, ticket)
+    if redeemed is None:
         raise InvalidGrant("the ticket is not valid")
-    body = {
-        "session": value,
-        "cookie": surface_sessions.COOKIE,
-        "expires_in": provider.settings.session_absolute_ttl,
-    }
+    value, expires_in = redeemed
+    body = {"session": value, "cookie": surface_sessions.COOKIE, "expires_in": expires_in}
     return no_store_json(body)
 
 

@@ -123,8 +123,13 @@ class SurfaceAuth:
         if not decision.allowed:
             return await self._refuse(scope, receive, send, surface, decision)
         caller = decision.caller
-        dev = caller is not None and caller.kind == "dev"
-        await self.app(_with_principal(scope, caller), receive, _marked_dev(send) if dev else send)
+        extra: list[tuple[bytes, bytes]] = []
+        if caller is not None and caller.kind == "dev":
+            extra.append((b"x-idp-decision", b"dev"))
+        if surface.frame_ancestors is not None:
+            # A page may be framed only by its embed origins; a CSP of the app's own still holds.
+            extra.append((b"content-security-policy", surface.frame_ancestors.encode()))
+        await self.app(_with_principal(scope, caller), receive, _adding(send, extra))
 
     async def _refuse_here(
         self,
@@ -361,13 +366,14 @@ def _with_principal(scope: Scope, principal: Any) -> Scope:
     return {**scope, "state": {**scope.get("state", {}), "principal": principal}}
 
 
-def _marked_dev(send: Send) -> Send:
-    """Say on the response that surface auth was skipped (dev mode)."""
+def _adding(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """``send`` with ``headers`` added to the response's own."""
+    if not headers:
+        return send
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = [*message.get("headers", []), (b"x-idp-decision", b"dev")]
-            message = {**message, "headers": headers}
+            message = {**message, "headers": [*message.get("headers", []), *headers]}
         await send(message)
 
     return wrapped

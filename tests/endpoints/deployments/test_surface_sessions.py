@@ -78,6 +78,32 @@ async def test_a_signed_in_person_gets_a_sibling_session_through_a_ticket(
     assert response.status_code == 200, response.text
     assert response.headers["x-idp-email"] == "person@acme.com"
     assert response.headers["x-idp-principal-kind"] == "user"
+    # The proxy adds it to the page's response: nobody may frame a page without embed origins.
+    assert response.headers["x-idp-content-security-policy"] == "frame-ancestors 'none'"
+
+
+async def test_the_sibling_session_lasts_only_as_long_as_idps_session_has_left(
+    http: httpx.AsyncClient,
+    proxy: httpx.AsyncClient,
+    provider: Provider,
+    machine: dict[str, Any],
+    mailbox: Mailbox,
+    clock: Clock,
+) -> None:
+    await add_person(provider, "person@acme.com")
+    await sign_in_for_ticket(http, mailbox, machine["id"], DASHBOARD)
+    clock.advance(600)
+    first = await sign_in_for_ticket(http, mailbox, machine["id"], DASHBOARD)
+    second = await sign_in_for_ticket(http, mailbox, machine["id"], DASHBOARD)
+    left = provider.settings.session_absolute_ttl - 600
+
+    redeemed = await redeem_at_proxy(proxy, machine["id"], "/dashboard", first)
+    form = {"deployment": machine["id"], "ticket": second}
+    answer = await http.post("/surface/session/redeem", data=form)
+
+    assert f"max-age={left}" in sibling_cookie(redeemed).lower()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["expires_in"] == left
 
 
 async def test_a_ticket_works_once(

@@ -20,6 +20,7 @@ from tests.endpoints.deployments.sample import (
     api_surface,
     create,
     new_key,
+    page_surface,
     webhook_surface,
 )
 from tests.surface.sibling.world import (
@@ -151,6 +152,28 @@ async def test_an_exempt_path_passes_without_credentials_or_principal(world: Wor
     response = await get(world, "/healthz")
 
     assert response.status_code == 200 and response.text == "ok"
+
+
+async def test_a_page_may_be_framed_only_by_its_embed_origins(world: World) -> None:
+    kim = await person(world.provider, "kim@acme.com")
+    session = await sibling_session(world.provider, world.deployment_id, kim)
+    cookie = {"Cookie": f"idp_surface_session={session}"}
+    page = await get(world, "/", headers=cookie)
+    token = await person_token(world.provider, await person(world.provider, "pat@acme.com"))
+    api = await get(world, "/api/data", headers=bearer(token))
+    assert page.status_code == 200 and api.status_code == 200
+    assert page.headers.get_list("content-security-policy") == ["frame-ancestors 'none'"]
+    assert "content-security-policy" not in api.headers
+
+    embed = "https://myapp.com, https://staging.myapp.com"
+    body = {"name": "Shown", "urls": [URL], "surfaces": [page_surface(embed=embed)]}
+    sibling, created = await sibling_of(world, body)
+    session = await sibling_session(world.provider, created["id"], kim)
+    shown = await get(world, "/", sibling, headers={"Cookie": f"idp_surface_session={session}"})
+    assert shown.status_code == 200
+    assert shown.headers["content-security-policy"] == (
+        "frame-ancestors https://myapp.com https://staging.myapp.com"
+    )
 
 
 # What idp's answers are, and how long the sibling keeps them

@@ -173,6 +173,6 @@ async def sibling_session(provider: Provider, deployment_id: str, user: User) ->
     now = provider.now()
     session = Session(secrets.token_hex(16), user.user_id, now, now + 3600, "test")
     ticket = await surface_sessions.issue_ticket(provider, deployment, session)
-    value = await surface_sessions.redeem_ticket(provider, deployment_id, ticket)
-    assert value is not None
-    return value
+    redeemed = await surface_sessions.redeem_ticket(provider, deployment_id, ticket)
+    assert redeemed is not None
+    return redeemed[0]
