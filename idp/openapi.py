@@ -102,7 +102,10 @@ INVITE = _object(
         "email": {"type": "string"},
         "deployment_id": {"type": "string"},
         "return_to": {"type": "string"},
+        "created_at": TIME,
         "expires_at": TIME,
+        "used_at": MAYBE_TIME,
+        "revoked_at": MAYBE_TIME,
         "status": {"enum": ["pending", "used", "revoked", "expired"]},
     }
 )
