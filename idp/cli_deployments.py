@@ -107,7 +107,7 @@ async def deployments_delete(deployment_id: str) -> None:
 @click.option("--role", type=click.Choice(ROLES), default="member", show_default=True)
 @run
 async def orgs_add_member(org_id: str, email: str, role: str) -> None:
-    """Make the person with EMAIL a member (an ``admin`` may use the admin API with a token)."""
+    """Make the person with EMAIL a member (an admin may use the admin API with a token)."""
 
     async def body(provider: Provider) -> None:
         user = await provider.store.get_user_by_email(normalise(email))
@@ -115,7 +115,8 @@ async def orgs_add_member(org_id: str, email: str, role: str) -> None:
             raise click.ClickException(f"no person with the address {email}")
         if not await provider.store.add_member(org_id, user.user_id, provider.now(), role):
             await provider.store.set_member_role(org_id, user.user_id, role)
-        click.echo(f"{user.user_id} is a {role} of {org_id}")
+        article = "an" if role == "admin" else "a"
+        click.echo(f"{user.user_id} is {article} {role} of {org_id}")
 
     await with_provider(body)
 

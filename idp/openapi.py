@@ -11,6 +11,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp.endpoints.access_log import (
+    MAX_REPORT,
+    OUTCOMES,
+    PRINCIPAL_KINDS,
+    REPORT_FIELDS,
+    TEXT_LIMITS,
+)
 from idp.http import json_response
 
 Schema = dict[str, Any]
@@ -19,6 +26,9 @@ STRINGS: Schema = {"type": "array", "items": {"type": "string"}}
 TIME: Schema = {"type": "integer", "description": "Unix seconds"}
 MAYBE_TIME: Schema = {"type": ["integer", "null"], "description": "Unix seconds"}
 LIST_OR_TEXT: Schema = {"oneOf": [STRINGS, {"type": "string", "description": "comma-separated"}]}
+SCOPE_LIST: Schema = {
+    "oneOf": [STRINGS, {"type": "string", "description": "scope tokens separated by spaces"}]
+}
 
 
 def _object(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Schema:
@@ -124,6 +134,29 @@ ACCESS_EVENT = _object(
         "client_address": {"type": "string"},
         "source": {"enum": ["idp", "sibling"]},
     }
+)
+
+
+def _text(name: str, description: str = "") -> Schema:
+    """A text field of a reported event, as long as ``POST .../access-log`` takes it."""
+    schema: Schema = {"type": "string", "maxLength": TEXT_LIMITS[name]}
+    return {**schema, "description": description} if description else schema
+
+
+# What POST takes: a sibling's decision; id, time and source are idp's to say, never sent.
+REPORTED_EVENT = _object(
+    {
+        "at": {"type": "integer", "description": "Unix seconds, within a day of now"},
+        "surface": _text("surface", "a surface of the deployment; empty when none covers it"),
+        "method": _text("method", "an HTTP method"),
+        "path": _text("path"),
+        "principal": _text("principal", "email, client id, key id or surface name"),
+        "principal_kind": {"enum": sorted(PRINCIPAL_KINDS)},
+        "outcome": {"enum": sorted(OUTCOMES)},
+        "reason": _text("reason"),
+        "client_address": _text("client_address"),
+    },
+    REPORT_FIELDS,
 )
 SSO_CONNECTION = _object(
     {
@@ -238,7 +271,7 @@ SCHEMAS: dict[str, Schema] = {
     "ApiKey": API_KEY,
     "ApiKeyList": _list_of("api_keys", "ApiKey"),
     "ApiKeyInput": _object(
-        {"name": {"type": "string"}, "scopes": STRINGS, "expires_in": {"type": "integer"}}
+        {"name": {"type": "string"}, "scopes": SCOPE_LIST, "expires_in": {"type": "integer"}}
     ),
     "Invite": INVITE,
     "InviteList": _list_of("invites", "Invite"),
@@ -257,7 +290,11 @@ SCHEMAS: dict[str, Schema] = {
             "next_cursor": {"type": ["string", "null"]},
         }
     ),
-    "AccessReport": _list_of("events", "AccessEvent"),
+    "ReportedEvent": REPORTED_EVENT,
+    "AccessReport": _object(
+        {"events": {"type": "array", "items": _ref("ReportedEvent"), "maxItems": MAX_REPORT}},
+        ("events",),
+    ),
     "SsoConnection": SSO_CONNECTION,
     "SsoConnectionList": _list_of("sso_connections", "SsoConnection"),
     "Error": ERROR,

@@ -30,11 +30,9 @@ from idp.hashing import digest, new_secret
 from idp.provider import Provider
 from idp.sessions import Session, session_ended
 from idp.store import Deployment
+from idp.surface.model import SESSION_PREFIX
 
 TICKET_TTL = 60
-TICKET_PARAM = "idp_ticket"
-SESSION_PREFIX = "mss_"
-COOKIE = "idp_surface_session"
 
 
 @dataclass(frozen=True, slots=True)

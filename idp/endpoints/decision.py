@@ -21,6 +21,7 @@ only through a trusted proxy.
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
@@ -33,14 +34,23 @@ from idp.endpoints import oauth_endpoint, provider_of
 from idp.endpoints.deployments import ID_PREFIX, metadata_url
 from idp.endpoints.sso_connections import NotFound
 from idp.errors import InvalidRequest
+from idp.hashing import new_secret
 from idp.http import client_address, json_response, read_body
 from idp.provider import Provider
 from idp.store import AccessEvent, Deployment
 from idp.surface.decide import DEV, Credentials, Decision, challenge, decide, skips_in_dev
-from idp.surface.model import Surface, surface_for
+from idp.surface.model import (
+    SESSION_COOKIE,
+    SIGNATURE_HEADER,
+    STATE_COOKIE,
+    STATE_PARAM,
+    STATE_TTL,
+    TICKET_PARAM,
+    Surface,
+    surface_for,
+)
 from idp.surface_checks import StoreChecks
 
-SIGNATURE_HEADER = "idp-signature"
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 PREFIX = "/surface/decide/"
 NO_CACHE = {"Cache-Control": "no-store"}
@@ -61,7 +71,7 @@ async def decision(request: Request) -> Response:
     address = client_address(request, provider.settings.proxy_networks)
 
     if surface is not None and "session" in surface.auth:
-        ticket = dict(parse_qsl(urlsplit(uri).query)).get(surface_sessions.TICKET_PARAM)
+        ticket = dict(parse_qsl(urlsplit(uri).query)).get(TICKET_PARAM)
         if ticket:
             return await _redeem(provider, request, deployment, uri, ticket)
 
@@ -79,16 +89,8 @@ async def decision(request: Request) -> Response:
         _event(provider, deployment, surface, method, path or uri, verdict, address)
     )
     if _wants_sign_in(request, surface, verdict):
-        return RedirectResponse(sign_in_url(provider, deployment, request, uri), 303, NO_CACHE)
+        return _to_sign_in(provider, deployment, request, uri)
     return _answer(provider, deployment, surface, verdict, request, uri)
-
-
-def sign_in_url(provider: Provider, deployment: Deployment, request: Request, uri: str) -> str:
-    """Where a browser without a sibling session goes: ``idp``'s session check."""
-    query = urlencode(
-        {"deployment": deployment.deployment_id, "return_to": original_url(request, uri)}
-    )
-    return provider.settings.endpoint("/surface/session") + "?" + query
 
 
 def original_url(request: Request, uri: str) -> str:
@@ -96,6 +98,34 @@ def original_url(request: Request, uri: str) -> str:
     proto = request.headers.get("x-forwarded-proto", request.url.scheme)
     host = request.headers.get("x-forwarded-host", request.url.netloc)
     return f"{proto}://{host}{uri}"
+
+
+class SignIn:
+    """A trip to ``idp``'s session check that comes back to the original URL with a fresh
+    state, which a cookie set on the sibling's origin must match when the browser brings a
+    ticket back: only the browser that set off can redeem it (no login CSRF)."""
+
+    def __init__(
+        self, provider: Provider, deployment: Deployment, request: Request, uri: str
+    ) -> None:
+        self.state = new_secret()
+        back = _with_state(_without_round_trip(original_url(request, uri)), self.state)
+        query = urlencode({"deployment": deployment.deployment_id, "return_to": back})
+        self.url = provider.settings.endpoint("/surface/session") + "?" + query
+        self.secure = back.startswith("https://")
+
+    def remember(self, response: Response) -> Response:
+        """``response`` with the state cookie set on the sibling's origin."""
+        response.set_cookie(
+            STATE_COOKIE,
+            self.state,
+            max_age=STATE_TTL,
+            httponly=True,
+            secure=self.secure,
+            samesite="lax",
+            path="/",
+        )
+        return response
 
 
 ROUTES = [
@@ -153,7 +183,7 @@ async def _credentials(provider: Provider, request: Request, surface: Surface) -
         body = await read_body(request, provider.settings.max_body_bytes)
     return Credentials(
         bearer=bearer.strip() or None if scheme.lower() == "bearer" else None,
-        session=request.cookies.get(surface_sessions.COOKIE),
+        session=request.cookies.get(SESSION_COOKIE),
         signature=signature,
         body=body,
     )
@@ -162,19 +192,24 @@ async def _credentials(provider: Provider, request: Request, surface: Surface) -
 async def _redeem(
     provider: Provider, request: Request, deployment: Deployment, uri: str, ticket: str
 ) -> Response:
-    """A browser back from ``idp`` with a ticket: set the sibling session cookie and send it
-    to the same URL without the ticket."""
-    target = _without_ticket(original_url(request, uri))
+    """A browser back from ``idp`` with a ticket: if it is the browser that set off (its
+    state cookie matches the URL's), set the sibling session cookie and send it to the same
+    URL without the round trip's parameters; otherwise, or for a ticket that is no good, send
+    it to sign in again."""
+    target = _without_round_trip(original_url(request, uri))
     if not surface_sessions.under_registered_url(deployment, target):
         raise InvalidRequest("the URL is not registered for this deployment")
-    redeemed = await surface_sessions.redeem_ticket(provider, deployment.deployment_id, ticket)
+    redeemed = None
+    if _state_matches(request, uri):
+        redeemed = await surface_sessions.redeem_ticket(provider, deployment.deployment_id, ticket)
     if redeemed is None:
-        return RedirectResponse(sign_in_url(provider, deployment, request, uri), 303, NO_CACHE)
+        return _to_sign_in(provider, deployment, request, _path_and_query(target))
     value, lifetime = redeemed
     response = RedirectResponse(target, 303, NO_CACHE)
     secure = target.startswith("https://")
+    response.delete_cookie(STATE_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
     response.set_cookie(
-        surface_sessions.COOKIE,
+        SESSION_COOKIE,
         value,
         max_age=lifetime,
         httponly=True,
@@ -185,10 +220,34 @@ async def _redeem(
     return response
 
 
-def _without_ticket(url: str) -> str:
+def _to_sign_in(provider: Provider, deployment: Deployment, request: Request, uri: str) -> Response:
+    trip = SignIn(provider, deployment, request, uri)
+    return trip.remember(RedirectResponse(trip.url, 303, NO_CACHE))
+
+
+def _state_matches(request: Request, uri: str) -> bool:
+    expected = request.cookies.get(STATE_COOKIE, "")
+    presented = dict(parse_qsl(urlsplit(uri).query)).get(STATE_PARAM, "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), presented.encode())
+
+
+def _path_and_query(url: str) -> str:
     parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, True) if k != surface_sessions.TICKET_PARAM]
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def _without_round_trip(url: str) -> str:
+    parts = urlsplit(url)
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, True) if k not in (TICKET_PARAM, STATE_PARAM)
+    ]
     return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _with_state(url: str, state: str) -> str:
+    parts = urlsplit(url)
+    extra = urlencode({STATE_PARAM: state})
+    return urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
 
 
 def _wants_sign_in(request: Request, surface: Surface | None, verdict: Decision) -> bool:
@@ -229,28 +288,28 @@ def _answer(
     value = challenge(verdict, resource_metadata=metadata)
     if value is not None:
         headers["WWW-Authenticate"] = value
-    if surface is not None and "session" in surface.auth and verdict.status == 401:
-        headers["X-Idp-Sign-In"] = sign_in_url(provider, deployment, request, uri)
-    return json_response(body, verdict.status, headers)
+    if surface is None or "session" not in surface.auth or verdict.status != 401:
+        return json_response(body, verdict.status, headers)
+    # The proxy sends the browser there, and passes our Set-Cookie on with it.
+    trip = SignIn(provider, deployment, request, uri)
+    headers["X-Idp-Sign-In"] = trip.url
+    return trip.remember(json_response(body, verdict.status, headers))
 
 
 def _identity_headers(verdict: Decision) -> dict[str, str]:
     caller = verdict.caller
     assert caller is not None
-    headers = {
+    # Every header, empty when there is nothing to say: a proxy that copies what we send over
+    # the request's own headers (Envoy, Traefik) then leaves none a client sent standing.
+    return {
         "X-Idp-Decision": "dev" if caller.kind == "dev" else "allowed",
         "X-Idp-Principal-Kind": caller.kind,
         "X-Idp-Principal": _header_safe(caller.id),
+        "X-Idp-Email": _header_safe(caller.email or ""),
+        "X-Idp-User-Id": caller.user_id or "",
+        "X-Idp-Client-Id": _header_safe(caller.client_id or ""),
+        "X-Idp-Scopes": " ".join(sorted(caller.scopes)),
     }
-    if caller.email:
-        headers["X-Idp-Email"] = _header_safe(caller.email)
-    if caller.user_id:
-        headers["X-Idp-User-Id"] = caller.user_id
-    if caller.client_id:
-        headers["X-Idp-Client-Id"] = _header_safe(caller.client_id)
-    if caller.scopes:
-        headers["X-Idp-Scopes"] = " ".join(sorted(caller.scopes))
-    return headers
 
 
 def _principal(verdict: Decision) -> dict[str, Any]:

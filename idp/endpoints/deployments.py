@@ -29,11 +29,11 @@ from idp.api_keys import PREFIX, authenticate
 from idp.deployment_fields import DeploymentFields, parse, patterns, with_base
 from idp.endpoints import oauth_endpoint, provider_of
 from idp.endpoints.sso_connections import Conflict, NotFound
-from idp.errors import NO_STORE, InvalidRequest
+from idp.errors import NO_STORE, InvalidRequest, InvalidToken
 from idp.hashing import new_secret
 from idp.http import no_store_json, read_json_object
 from idp.provider import Provider
-from idp.store import Deployment, Resource, ResourceTaken
+from idp.store import ApiKey, Deployment, Resource, ResourceTaken
 from idp.surface.model import RESOURCE_KINDS
 
 audit = logging.getLogger("idp.audit")
@@ -58,13 +58,34 @@ async def admin_deployment(provider: Provider, request: Request) -> tuple[Admin,
 async def sibling_deployment(provider: Provider, request: Request, scope: str) -> Deployment:
     """The deployment of the path, for one of its own API keys carrying ``scope`` (a sibling
     service reading its configuration or reporting decisions) or for an organization admin."""
+    deployment_id = request.path_params["deployment_id"]
+    key = await _deployment_key(provider, request, deployment_id)
+    if key is None:
+        return (await admin_deployment(provider, request))[1]
+    return await _with_scope(provider, key, scope)
+
+
+async def sibling_of(provider: Provider, request: Request, deployment_id: str) -> Deployment:
+    """The deployment ``deployment_id``, for one of its own keys with ``auth:read`` only: the
+    sibling service itself, as when it redeems a session ticket."""
+    key = await _deployment_key(provider, request, deployment_id)
+    if key is None:
+        raise InvalidToken("present an API key of this deployment")
+    return await _with_scope(provider, key, SIBLING_READ)
+
+
+async def _deployment_key(
+    provider: Provider, request: Request, deployment_id: str
+) -> ApiKey | None:
     presented = bearer_token(request)
     key = await authenticate(provider, presented) if presented.startswith(PREFIX) else None
-    deployment_id = request.path_params["deployment_id"]
-    if key is None or key.deployment_id != deployment_id:
-        return (await admin_deployment(provider, request))[1]
+    return key if key is not None and key.deployment_id == deployment_id else None
+
+
+async def _with_scope(provider: Provider, key: ApiKey, scope: str) -> Deployment:
     if scope not in key.scopes:
         raise InsufficientScope(f"the API key lacks the {scope} scope", scope=scope)
+    deployment_id = key.deployment_id or ""
     deployment = await provider.store.get_deployment(deployment_id)
     if deployment is None:
         raise NotFound("no such deployment")

@@ -18,12 +18,14 @@ from idp import continuation, surface_sessions
 from idp.browser import browser_id, remember_browser
 from idp.endpoints import oauth_endpoint, page_endpoint, provider_of
 from idp.endpoints.decision import find_deployment
+from idp.endpoints.deployments import sibling_of
 from idp.endpoints.sso_connections import NotFound
 from idp.errors import InvalidGrant
 from idp.http import json_response, no_store_json, read_form
 from idp.pages import error_page
 from idp.provider import Provider
 from idp.sessions import cookies_for, current_session
+from idp.surface.model import SESSION_COOKIE, TICKET_PARAM
 
 NO_CACHE = {"Cache-Control": "no-store"}
 
@@ -50,16 +52,19 @@ async def check(request: Request) -> Response:
 
 @oauth_endpoint
 async def redeem(request: Request) -> Response:
-    """``deployment`` and ``ticket`` (form): the session value to set as the sibling's cookie,
-    once; ``invalid_grant`` for a ticket that is unknown, used, expired or another's."""
+    """``deployment`` and ``ticket`` (form), from the sibling itself (one of the deployment's
+    keys with ``auth:read``): the session value to set as the sibling's cookie, once;
+    ``invalid_grant`` for a ticket that is unknown, used, expired or another's. A ticket
+    read off a log or a URL is no use to anyone without the sibling's key."""
     provider = provider_of(request)
     form = await read_form(request, provider.settings.max_body_bytes)
     deployment_id, ticket = form.require("deployment"), form.require("ticket")
+    await sibling_of(provider, request, deployment_id)
     redeemed = await surface_sessions.redeem_ticket(provider, deployment_id, ticket)
     if redeemed is None:
         raise InvalidGrant("the ticket is not valid")
     value, expires_in = redeemed
-    body = {"session": value, "cookie": surface_sessions.COOKIE, "expires_in": expires_in}
+    body = {"session": value, "cookie": SESSION_COOKIE, "expires_in": expires_in}
     return no_store_json(body)
 
 
@@ -103,5 +108,5 @@ async def _sign_in_first(provider: Provider, request: Request) -> Response:
 
 def _with_ticket(url: str, ticket: str) -> str:
     parts = urlsplit(url)
-    extra = urlencode({surface_sessions.TICKET_PARAM: ticket})
+    extra = urlencode({TICKET_PARAM: ticket})
     return urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))

@@ -1,6 +1,7 @@
 """Surface authentication: what sibling services use to decide who may pass (issue #5).
 
-A sibling installs only what this package needs (starlette, httpx, joserfc, idna) and never
+A sibling installs only what this package needs, the ``surface`` extra (starlette, httpx,
+joserfc, idna, orjson), and this repository's ``idp`` with ``pip install --no-deps``; it never
 imports ``idp``'s server, settings or stores. The parts:
 
 - :mod:`idp.surface.model`, :mod:`idp.surface.allow`: surfaces and their allow lists;

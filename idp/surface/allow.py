@@ -6,7 +6,8 @@ Patterns, as the product documentation writes them:
 - ``@acme.com``: any address at exactly acme.com (``evilacme.com`` and ``eng.acme.com`` do not
   match);
 - ``@*.acme.com``: any address at a subdomain of acme.com, never acme.com itself;
-- ``client:oac2_...``: exactly that OAuth client.
+- ``client:oac2_...``: exactly that OAuth client, acting for itself (a person's token that
+  came through it is judged by the person's email).
 
 Addresses and domains go through the one normalisation of :mod:`idp.emails` on both sides, and
 an email counts only when it is verified (SECURITY.md, "People and upstreams").

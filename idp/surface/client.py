@@ -5,7 +5,9 @@ Every call fails closed and none raises into the application: when ``idp`` canno
 or answers something unexpected, :meth:`IdpClient.ask` refuses with 503
 ``temporarily_unavailable``, :meth:`IdpClient.redeem` gives None and :meth:`IdpClient.report`
 False. :meth:`IdpClient.surfaces` raises :class:`IdpUnavailable`, which the verifier and the
-middleware turn into the same 503.
+middleware turn into the same 503. A 413 from ``idp`` for a webhook body over its
+``IDP_MAX_BODY_BYTES`` is the sender's mistake, not an outage: :meth:`IdpClient.ask` refuses
+with the same 413, and the sibling reports it (``idp`` made no decision to log).
 
 Answers about API keys and sessions are cached for ``cache_ttl`` seconds, keyed by surface,
 HTTP method and the SHA-256 of the credential (never the credential itself), so a revoked key
@@ -29,17 +31,17 @@ from urllib.parse import quote
 import httpx
 
 from idp.surface.decide import API_KEY_PREFIX, Caller, Credentials, Decision
-from idp.surface.model import Surface
+from idp.surface.model import (
+    SESSION_COOKIE,
+    SESSION_PREFIX,
+    SIGNATURE_HEADER,
+    Surface,
+)
 
 log = logging.getLogger("idp.surface.client")
 
-# Names idp uses (idp.surface_sessions, idp.endpoints.decision); a test keeps them equal.
-SESSION_COOKIE = "idp_surface_session"
-SESSION_PREFIX = "mss_"
-TICKET_PARAM = "idp_ticket"
-SIGNATURE_HEADER = "Idp-Signature"
-
 UNAVAILABLE = "idp unavailable"
+TOO_LARGE = "the body is too large"
 REPORT_BATCH = 100
 MAX_CACHED = 4096
 MAX_TEXT = 200
@@ -166,14 +168,16 @@ class IdpClient:
             return Answer(unavailable(surface), recorded=False)
         if key:
             self._answers.put(key, decision)
-        return Answer(decision, recorded=True)
+        # idp logs each decision it makes; a 413 refused the body before there was one.
+        return Answer(decision, recorded=decision.status != 413)
 
     async def redeem(self, ticket: str) -> Redeemed | None:
         """Exchange a ticket ``idp`` sent the browser back with for a session value, once;
         None when the ticket is not valid or ``idp`` cannot be asked."""
         form = {"deployment": self.deployment_id, "ticket": ticket}
         try:
-            response = await self._http.post(self._url("/surface/session/redeem"), data=form)
+            url = self._url("/surface/session/redeem")
+            response = await self._http.post(url, data=form, headers=self._authorization())
             body = response.json() if response.status_code == 200 else {}
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("idp could not redeem a ticket: %s", _why(exc))
@@ -246,6 +250,11 @@ def unavailable(surface: Surface | None) -> Decision:
     return Decision(False, 503, UNAVAILABLE, error="temporarily_unavailable", scopes=scopes)
 
 
+def too_large(method: str = "") -> Decision:
+    """The refusal of a body over a size limit: the sibling's own or idp's."""
+    return Decision(False, 413, TOO_LARGE, error="invalid_request", method=method)
+
+
 def method_of(credentials: Credentials) -> str:
     """The auth method the (single) credential asks for, as :mod:`idp.surface.decide` says."""
     if credentials.bearer:
@@ -276,7 +285,9 @@ def _cache_key(surface: Surface, method: str, credentials: Credentials) -> str |
 
 def _decision(response: httpx.Response, surface: Surface, method: str) -> Decision:
     """The decision endpoint's JSON as a :class:`Decision`; :class:`IdpUnavailable` for
-    anything but a well-formed 200, 401 or 403."""
+    anything but a well-formed 200, 401 or 403, or a 413 for a signed body."""
+    if response.status_code == 413 and method == "signature":
+        return too_large(method)  # over idp's IDP_MAX_BODY_BYTES: the sender's mistake
     if response.status_code not in (200, 401, 403):
         raise IdpUnavailable(f"the decision endpoint answered {response.status_code}")
     body = response.json()

@@ -60,7 +60,11 @@ class Caller:
     on_allow_lists: bool = True
 
     def principal(self) -> Principal:
-        return Principal(self.email, self.email_verified, self.client_id)
+        """Who the allow list judges. A person's token also names the client it came
+        through, often a public one anybody can use: ``client:`` patterns match only a client
+        acting for itself."""
+        client_id = self.client_id if self.kind == "client" else None
+        return Principal(self.email, self.email_verified, client_id)
 
 
 ANONYMOUS = Caller("anonymous", "")
@@ -121,13 +125,20 @@ async def decide(
     if method == "":
         return Decision(False, 401, "no credentials", scopes=surface.scopes)
 
+    caller = None  # known once the credential checks out: the log names who was refused
     try:
         caller = await _check(checks, method, value, credentials.body, surface)
         _check_scopes(method, caller, surface)
         _check_allowed(caller, surface, extra_allow)
     except Refused as exc:
         return Decision(
-            False, exc.status, exc.reason, error=exc.error, method=method, scopes=surface.scopes
+            False,
+            exc.status,
+            exc.reason,
+            caller,
+            error=exc.error,
+            method=method,
+            scopes=surface.scopes,
         )
     return Decision(True, 200, f"{method} accepted", caller, method=method)
 

@@ -31,31 +31,35 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from idp.surface.client import (
+from idp.surface.client import IdpUnavailable, SurfaceConfig, too_large, unavailable
+from idp.surface.decide import Credentials, Decision, challenge
+from idp.surface.model import (
+    RESOURCE_KINDS,
     SESSION_COOKIE,
     SIGNATURE_HEADER,
+    STATE_COOKIE,
+    STATE_PARAM,
+    STATE_TTL,
     TICKET_PARAM,
-    IdpUnavailable,
-    SurfaceConfig,
-    unavailable,
+    Surface,
+    surface_for,
 )
-from idp.surface.decide import Credentials, Decision, challenge
-from idp.surface.model import RESOURCE_KINDS, Surface, surface_for
 from idp.surface.verifier import SurfaceVerifier
 
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
-STATE_PARAM = "idp_state"
-STATE_COOKIE = "idp_surface_state"
-STATE_TTL = 600
 BROWSER_METHODS = ("GET", "HEAD")
 NO_STORE = {"Cache-Control": "no-store"}
-MAX_BODY = 1024 * 1024
+MAX_BODY = 64 * 1024  # idp's own default IDP_MAX_BODY_BYTES
 UNCOVERED = Decision(False, 403, "no surface covers this path", error="access_denied")
 
 
 class SurfaceAuth:
-    """The middleware; see the module docstring. ``max_body_bytes`` caps the body read to
-    check a webhook signature (413 beyond it)."""
+    """The middleware; see the module docstring.
+
+    ``max_body_bytes`` caps the body read to check a webhook signature (413 beyond it).
+    ``idp`` checks the signature over the same body and refuses bodies over its own
+    ``IDP_MAX_BODY_BYTES`` (64 KiB by default, as here) with a 413 that the middleware passes
+    on: a limit above ``idp``'s lets larger bodies in only once ``idp``'s is raised too."""
 
     def __init__(
         self,
@@ -111,8 +115,7 @@ class SurfaceAuth:
         """Ask the verifier; run the app with the principal, or refuse."""
         body, receive = await _signed_body(connection, surface, receive, self.max_body_bytes)
         if body is None:
-            too_large = Decision(False, 413, "the body is too large", error="invalid_request")
-            return await self._refuse_here(scope, receive, send, surface, too_large)
+            return await self._refuse_here(scope, receive, send, surface, too_large())
         decision = await self.verifier.check(
             surface,
             _credentials(connection, body),

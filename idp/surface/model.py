@@ -14,6 +14,15 @@ METHODS = ("public", "api_key", "oauth", "session", "signature")
 # Kinds whose surfaces are RFC 8707 resources, so agents can get tokens bound to them.
 RESOURCE_KINDS = ("api", "mcp")
 
+# Names on the wire between a sibling (or its proxy), the browser and idp.
+SESSION_COOKIE = "idp_surface_session"  # the sibling's own session cookie: mss_...
+SESSION_PREFIX = "mss_"
+TICKET_PARAM = "idp_ticket"  # idp sends the browser back with it
+STATE_PARAM = "idp_state"  # the sibling sends the browser off with it...
+STATE_COOKIE = "idp_surface_state"  # ...and sets it here, so only that browser redeems
+STATE_TTL = 600
+SIGNATURE_HEADER = "Idp-Signature"
+
 
 @dataclass(frozen=True, slots=True)
 class Surface:

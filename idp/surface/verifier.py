@@ -20,14 +20,7 @@ import contextlib
 import logging
 from urllib.parse import quote
 
-from idp.surface.client import (
-    PATH_SAFE,
-    SESSION_PREFIX,
-    IdpClient,
-    IdpUnavailable,
-    ReportedEvent,
-    unavailable,
-)
+from idp.surface.client import PATH_SAFE, IdpClient, IdpUnavailable, ReportedEvent, unavailable
 from idp.surface.decide import (
     DEV,
     Caller,
@@ -38,7 +31,7 @@ from idp.surface.decide import (
     invalid,
     skips_in_dev,
 )
-from idp.surface.model import Surface
+from idp.surface.model import SESSION_PREFIX, Surface
 from idp.surface.tokens import AccessToken, TokenRefused, TokenVerifier
 
 log = logging.getLogger("idp.surface.verifier")

@@ -110,10 +110,32 @@ async def test_a_client_pattern_lets_that_clients_own_token_pass(
     assert response.status_code == 200, response.text
     assert response.headers["x-idp-principal-kind"] == "client"
     assert response.headers["x-idp-principal"] == client["client_id"]
-    assert "x-idp-email" not in response.headers
+    # Sent empty rather than left out, so a proxy copying idp's headers overwrites a client's.
+    assert response.headers["x-idp-email"] == response.headers["x-idp-user-id"] == ""
     assert (
         await decide(proxy, machine["id"], "/api/data", headers=bearer(other))
     ).status_code == 403
+
+
+async def test_a_client_pattern_does_not_let_the_people_using_that_client_pass(
+    http: httpx.AsyncClient,
+    proxy: httpx.AsyncClient,
+    provider: Provider,
+    acme: dict[str, str],
+    machine: dict[str, Any],
+) -> None:
+    """``client:`` names a client acting for itself. A person's token also names the client
+    it was obtained through, often a public one anybody can use, so it is judged by the
+    person's email alone."""
+    await set_allow(http, acme, machine["id"], surface="api", allow="client:agent")
+    outsider = await person_token(provider, "stranger@example.org")
+    insider = await person_token(provider, "pat@acme.com")
+
+    refused = await decide(proxy, machine["id"], "/api/data", headers=bearer(outsider))
+    also_refused = await decide(proxy, machine["id"], "/api/data", headers=bearer(insider))
+
+    assert (refused.status_code, error_of(refused)) == (403, "access_denied")
+    assert also_refused.status_code == 403
 
 
 async def test_an_address_outside_ascii_reaches_the_headers_percent_encoded(

@@ -13,7 +13,7 @@ import pytest
 
 from idp.app import create_app
 from idp.provider import Provider
-from idp.surface_sessions import COOKIE
+from idp.surface.model import SESSION_COOKIE as COOKIE
 from tests.endpoints.conftest import ISSUER
 from tests.endpoints.deployments.decisions import STYLES, bearer, decide, error_of
 from tests.endpoints.deployments.sample import (

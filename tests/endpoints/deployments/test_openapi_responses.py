@@ -1,8 +1,10 @@
-"""What the admin API answers is what its OpenAPI document says, field for field.
+"""What the admin API answers and takes is what its OpenAPI document says, field for field.
 
 Each call's body is validated against the document's schema for its path, method and status,
 made strict (no property the document does not name), so a field added to an answer but not
-to the document, or a status the document does not list, fails here.
+to the document, or a status the document does not list, fails here. Each request body sent
+is validated against the document's ``requestBody`` schema, just as strictly, and a body the
+API refuses for its shape must be one the document refuses too.
 """
 
 from __future__ import annotations
@@ -57,6 +59,18 @@ class Contract:
         assert not errors, f"{method} {path} {status}: " + "; ".join(e.message for e in errors)
         return body
 
+    def sent(self, method: str, path: str, body: Any) -> Any:
+        """``body``, after checking that the document takes it as a request to ``path``."""
+        errors = self.request_errors(method, path, body)
+        assert not errors, f"{method} {path} request: " + "; ".join(errors)
+        return body
+
+    def request_errors(self, method: str, path: str, body: Any) -> list[str]:
+        """Why the document does not take ``body`` as a request to ``path`` (none if it does)."""
+        content = self.document["paths"][path][method]["requestBody"]["content"]
+        schema = {**content["application/json"]["schema"], **self.root()}
+        return sorted(e.message for e in Draft202012Validator(schema).iter_errors(body))
+
     def root(self) -> dict[str, Any]:
         return {"components": self.document["components"]}
 
@@ -77,16 +91,17 @@ async def test_every_answer_of_the_deployment_api_matches_the_document(
     acme: dict[str, str],
     contract: Contract,
 ) -> None:
+    created = contract.sent("post", "/api/deployments", deployment())
     made = contract.check(
-        "post", "/api/deployments", await http.post(API, json=deployment(), headers=acme)
+        "post", "/api/deployments", await http.post(API, json=created, headers=acme)
     )
     one = f"{API}/{made['id']}"
     contract.check("get", "/api/deployments", await http.get(API, headers=acme))
     contract.check("get", DEPLOYMENT, await http.get(one, headers=acme))
-    changed = deployment(name="Renamed")
+    changed = contract.sent("put", DEPLOYMENT, deployment(name="Renamed"))
     contract.check("put", DEPLOYMENT, await http.put(one, json=changed, headers=acme))
     contract.check("get", AUTH + "/surfaces", await http.get(f"{one}/auth/surfaces", headers=acme))
-    allow = {"surface": "api", "allow": ["@acme.com"]}
+    allow = contract.sent("put", AUTH + "/allow", {"surface": "api", "allow": ["@acme.com"]})
     contract.check(
         "put", AUTH + "/allow", await http.put(f"{one}/auth/allow", json=allow, headers=acme)
     )
@@ -95,13 +110,21 @@ async def test_every_answer_of_the_deployment_api_matches_the_document(
     key = contract.check(
         "post",
         AUTH + "/api-keys",
-        await http.post(f"{one}/auth/api-keys", json=key_body, headers=acme),
+        await http.post(
+            f"{one}/auth/api-keys",
+            json=contract.sent("post", AUTH + "/api-keys", key_body),
+            headers=acme,
+        ),
     )
+    spaced = contract.sent("post", AUTH + "/api-keys", {"scopes": f"{SCOPE} auth:read"})
+    sibling = await http.post(f"{one}/auth/api-keys", json=spaced, headers=acme)
+    assert contract.check("post", AUTH + "/api-keys", sibling)["scopes"] == [SCOPE, "auth:read"]
     contract.check("get", AUTH + "/api-keys", await http.get(f"{one}/auth/api-keys", headers=acme))
     revoke = await http.delete(f"{one}/auth/api-keys/{key['id']}", headers=acme)
     contract.check("delete", AUTH + "/api-keys/{key_id}", revoke)
 
-    sent = await http.post(invite_url(made["id"]), json={"email": "pat@acme.com"}, headers=acme)
+    invitation = contract.sent("post", AUTH + "/invite", {"email": "pat@acme.com"})
+    sent = await http.post(invite_url(made["id"]), json=invitation, headers=acme)
     invite = contract.check("post", AUTH + "/invite", sent)
     contract.check("get", AUTH + "/invites", await http.get(f"{one}/auth/invites", headers=acme))
     dropped = await http.delete(f"{one}/auth/invites/{invite['id']}", headers=acme)
@@ -112,11 +135,8 @@ async def test_every_answer_of_the_deployment_api_matches_the_document(
     log = await http.get(f"{one}/auth/access-log", params={"limit": 1}, headers=acme)
     page = contract.check("get", AUTH + "/access-log", log)
     assert page["events"], "the decision was logged"
-    report = {
-        "events": [
-            {k: v for k, v in page["events"][0].items() if k not in ("id", "time", "source")}
-        ]
-    }
+    reported = {k: v for k, v in page["events"][0].items() if k not in ("id", "time", "source")}
+    report = contract.sent("post", AUTH + "/access-log", {"events": [reported]})
     posted = await http.post(f"{one}/auth/access-log", json=report, headers=acme)
     contract.check("post", AUTH + "/access-log", posted)
 
@@ -125,6 +145,8 @@ async def test_every_answer_of_the_deployment_api_matches_the_document(
 
 async def test_refusals_of_the_deployment_api_match_the_document(
     http: httpx.AsyncClient,
+    proxy: httpx.AsyncClient,
+    provider: Provider,
     acme: dict[str, str],
     globex: dict[str, str],
     contract: Contract,
@@ -134,9 +156,11 @@ async def test_refusals_of_the_deployment_api_match_the_document(
     )
     one = f"{API}/{made['id']}"
 
-    bad = await http.post(API, json={"name": "x", "surfaces": [{"kind": "nope"}]}, headers=acme)
+    malformed = {"name": "x", "surfaces": [{"kind": "nope"}]}
+    bad = await http.post(API, json=malformed, headers=acme)
     contract.check("post", "/api/deployments", bad)
     assert bad.status_code == 400
+    assert contract.request_errors("post", "/api/deployments", malformed)
     anonymous = await http.get(API)
     assert anonymous.status_code == 401
     contract.check("get", "/api/deployments", anonymous)
@@ -146,3 +170,15 @@ async def test_refusals_of_the_deployment_api_match_the_document(
     filtered = await http.get(f"{one}/auth/access-log", params={"colour": "red"}, headers=acme)
     assert filtered.status_code == 400
     contract.check("get", AUTH + "/access-log", filtered)
+
+    await decide(proxy, made["id"], "/api/data")
+    await provider.access_log.flush()
+    log = await http.get(f"{one}/auth/access-log", params={"limit": 1}, headers=acme)
+    listed = contract.check("get", AUTH + "/access-log", log)["events"][0]
+    unreasoned = {k: v for k, v in listed.items() if k not in ("id", "time", "source", "reason")}
+    for event in (listed, unreasoned):  # as listed: id, time, source are idp's to say
+        report = {"events": [event]}
+        refused = await http.post(f"{one}/auth/access-log", json=report, headers=acme)
+        assert refused.status_code == 400, refused.text
+        contract.check("post", AUTH + "/access-log", refused)
+        assert contract.request_errors("post", AUTH + "/access-log", report), sorted(event)

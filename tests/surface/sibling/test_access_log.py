@@ -60,7 +60,16 @@ async def test_every_decision_of_idp_and_of_the_sibling_is_logged_once(world: Wo
     assert sorted(row(event) for event in events) == sorted(
         [
             ("sibling", *api, *allowed_pat, browser_at),
-            ("sibling", *api, "oauth", "", "denied", "not on the allow list", browser_at),
+            # Refused, yet named: the token checked out, the allow list said no.
+            (
+                "sibling",
+                *api,
+                "user",
+                "eve@evilacme.com",
+                "denied",
+                "not on the allow list",
+                browser_at,
+            ),
             ("sibling", *api, "", "", "denied", "no credentials", browser_at),
             ("idp", *api, *allowed_key, browser_at),  # asked, and logged, by idp
             ("sibling", *api, *allowed_key, browser_at),  # answered from the sibling's cache

@@ -4,14 +4,19 @@ paths, caching of idp's answers, webhook bodies, failing closed, and what it nev
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
 from starlette.types import Message
 
 from idp.app import create_app
 from idp.surface import signatures
+from idp.surface.middleware import SurfaceAuth
 from tests.endpoints.conftest import ISSUER, client_token, register
 from tests.endpoints.deployments.sample import (
     API_RESOURCE,
@@ -23,6 +28,7 @@ from tests.endpoints.deployments.sample import (
     page_surface,
     webhook_surface,
 )
+from tests.surface.sibling.sample_app import data
 from tests.surface.sibling.world import (
     BROWSER_ADDRESS,
     CACHE_TTL,
@@ -301,6 +307,37 @@ async def test_a_webhook_body_over_the_limit_is_refused(world: World) -> None:
         )
 
     assert response.status_code == 413
+
+
+async def test_a_webhook_body_only_idp_finds_too_large_is_413_not_an_outage(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sibling may take larger bodies than idp's IDP_MAX_BODY_BYTES: idp's 413 is the
+    sender's mistake, answered and reported as such, and no outage is logged."""
+    caplog.set_level(logging.INFO)
+    body = {"name": "Hooks", "urls": ["https://hooks.acme.dev"], "surfaces": [webhook_surface()]}
+    sibling, created = await sibling_of(world, body)
+    payload = b"x" * (world.provider.settings.max_body_bytes + 1)
+    secret = created["signature_secrets"]["hooks"].encode()
+    signed = {"Idp-Signature": signatures.sign(secret, payload, int(world.clock()))}
+    guard = Middleware(SurfaceAuth, verifier=sibling.verifier, max_body_bytes=2 * len(payload))
+    roomy = replace(sibling, app=Starlette(routes=[Route("/hooks", data)], middleware=[guard]))
+
+    async with world.browser(roomy) as sender:
+        response = await sender.post(URL + "/hooks", content=payload, headers=signed)
+    await sibling.verifier.flush()
+    await world.provider.access_log.flush()
+    events = await world.provider.store.list_access_events(created["id"], limit=10)
+
+    assert response.status_code == 413, response.text
+    assert response.json() == {
+        "error": "invalid_request",
+        "error_description": "the body is too large",
+    }
+    assert [(e.source, e.outcome, e.reason) for e in events] == [
+        ("sibling", "denied", "the body is too large")
+    ]
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 # WebSockets

@@ -1,17 +1,21 @@
-"""What a sibling installs: the package imports without idp's server, stores or settings, and
-names the cookie, ticket and header exactly as idp does."""
+"""What a sibling installs: the package imports without idp's server, stores or settings,
+needs no distribution beyond its ``surface`` extra, and reads idp's answers strictly."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from idp import surface_sessions
-from idp.endpoints import decision
-from idp.surface import client
+from idp.config import Settings
+from idp.surface import middleware
 from idp.surface.client import IdpClient
 from idp.surface.decide import Credentials
 from idp.surface.model import Surface
@@ -32,6 +36,29 @@ SERVER_SIDE = (
     "authlib",
 )
 API = Surface("api", "api", "/api/data", ("api_key",), ("machines:run",))
+HOOKS = Surface("hooks", "webhook", "/hooks", ("signature",))
+ROOT = Path(__file__).resolve().parents[3]
+
+# Run with nothing importable beyond the standard library, idp and ALLOWED, as in a virtual
+# environment holding only those: an optional import elsewhere fails as it would there.
+ONLY_ALLOWED = """
+import sys
+
+ALLOWED = {allowed!r}
+
+
+class OnlyAllowed:
+    def find_spec(self, name, path=None, target=None):
+        top = name.partition(".")[0]
+        if top in sys.stdlib_module_names or top in ALLOWED or top == "idp":
+            return None
+        raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+
+
+sys.meta_path.insert(0, OnlyAllowed())
+import idp.surface.middleware, idp.surface.verifier, idp.surface.client
+print(" ".join(sorted({{m.partition(".")[0] for m in sys.modules}} & ALLOWED)))
+"""
 
 
 def test_the_package_imports_without_the_server() -> None:
@@ -45,11 +72,54 @@ def test_the_package_imports_without_the_server() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_the_package_names_what_idp_names() -> None:
-    assert client.SESSION_COOKIE == surface_sessions.COOKIE
-    assert client.SESSION_PREFIX == surface_sessions.SESSION_PREFIX
-    assert client.TICKET_PARAM == surface_sessions.TICKET_PARAM
-    assert client.SIGNATURE_HEADER.lower() == decision.SIGNATURE_HEADER
+def test_the_package_needs_only_what_its_extra_lists() -> None:
+    listed = surface_extra()
+    modules = {
+        module
+        for module, distributions in metadata.packages_distributions().items()
+        if any(canonicalize_name(d) in installed_with(listed) for d in distributions)
+    }
+
+    code = ONLY_ALLOWED.format(allowed=modules)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+
+    assert result.returncode == 0, result.stderr
+    used = {distribution_of(module) for module in result.stdout.split()}
+    assert {canonicalize_name(r.name) for r in listed} <= used, "the extra lists more"
+
+
+def test_the_middleware_takes_bodies_as_large_as_idp_does_by_default() -> None:
+    assert middleware.MAX_BODY == Settings.model_fields["max_body_bytes"].default
+
+
+def surface_extra() -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return [Requirement(line) for line in project["optional-dependencies"]["surface"]]
+
+
+def installed_with(requirements: list[Requirement]) -> set[str]:
+    """The distributions that installing ``requirements`` installs: they and, transitively,
+    what they require (with the extras asked for), as canonical names."""
+    found: set[str] = set()
+    todo = [(requirement, frozenset({""})) for requirement in requirements]
+    while todo:
+        requirement, extras = todo.pop()
+        name = canonicalize_name(requirement.name)
+        marker = requirement.marker
+        if name in found or not (
+            marker is None or any(marker.evaluate({"extra": e}) for e in extras)
+        ):
+            continue
+        found.add(name)
+        wanted = frozenset({"", *requirement.extras})
+        todo.extend((Requirement(r), wanted) for r in metadata.requires(requirement.name) or [])
+    return found
+
+
+def distribution_of(module: str) -> str:
+    return canonicalize_name(metadata.packages_distributions()[module][0])
 
 
 def answering(status: int, content: bytes) -> IdpClient:
@@ -71,6 +141,7 @@ def answering(status: int, content: bytes) -> IdpClient:
         (200, b'{"allowed": true, "principal": {"kind": "wizard", "id": "x"}}'),
         (200, b'{"allowed": true, "principal": {"kind": "dev", "id": ""}}'),
         (302, b""),
+        (413, b'{"error": "invalid_request"}'),
     ],
     ids=[
         "server error",
@@ -81,6 +152,7 @@ def answering(status: int, content: bytes) -> IdpClient:
         "unknown principal kind",
         "idp's own dev mode",
         "a redirect",
+        "too large, about no body",
     ],
 )
 async def test_an_answer_idp_would_not_give_refuses_with_503_and_is_not_cached(
@@ -108,3 +180,13 @@ async def test_a_refusal_reason_from_idp_cannot_break_the_challenge_header() -> 
     )
 
     assert answer.decision.reason == "abX: y"
+
+
+async def test_idp_finding_a_signed_body_too_large_is_a_413_the_sibling_reports() -> None:
+    idp = answering(413, b'{"error": "invalid_request"}')
+    credentials = Credentials(signature="t=1,v1=00", body=b"x" * 100)
+
+    answer = await idp.ask(HOOKS, credentials, method="POST", path="/hooks", client_address="")
+
+    assert (answer.decision.status, answer.decision.error) == (413, "invalid_request")
+    assert answer.decision.reason == "the body is too large" and not answer.recorded
