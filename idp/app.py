@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from idp import openapi
+from idp import metrics, openapi
 from idp.access_log import FLUSH_TIMEOUT
 from idp.config import Settings
 from idp.endpoints import (
@@ -28,6 +28,7 @@ from idp.endpoints import (
     deployments,
     discovery,
     federation,
+    health,
     introspection,
     invites,
     jwks,
@@ -41,6 +42,7 @@ from idp.endpoints import (
     userinfo,
 )
 from idp.http import no_store_json
+from idp.logs import RequestLog
 from idp.provider import Provider, open_provider
 
 MAX_HEADER_BYTES = 16 * 1024
@@ -78,6 +80,7 @@ def routes(settings: Settings) -> list[BaseRoute]:
     With an issuer path ``/t``, RFC 8414 metadata is at ``/.well-known/oauth-authorization-
     server/t`` (path insertion) and OIDC metadata at ``/t/.well-known/openid-configuration``;
     MCP clients also try ``/.well-known/openid-configuration/t``, so that is served too.
+    The probes ``/healthz`` and ``/readyz`` are at the root whatever the issuer's path.
     """
     prefix = urlsplit(settings.issuer).path
     endpoints = [
@@ -115,23 +118,26 @@ def routes(settings: Settings) -> list[BaseRoute]:
         *surface_session.ROUTES,
         Route("/.well-known/openid-configuration", discovery.serve_metadata, methods=["GET"]),
     ]
-    well_known: list[BaseRoute] = [
+    at_root: list[BaseRoute] = [
+        *health.ROUTES,
         Route(
             "/.well-known/oauth-authorization-server" + prefix,
             discovery.serve_metadata,
             methods=["GET"],
         ),
     ]
+    if settings.serves_metrics_on_main_port:
+        at_root.append(Route("/metrics", metrics.scrape, methods=["GET"]))
     if prefix:
-        well_known.append(
+        at_root.append(
             Route(
                 "/.well-known/openid-configuration" + prefix,
                 discovery.serve_metadata,
                 methods=["GET"],
             )
         )
-        return [*well_known, Mount(prefix, app=Router(endpoints, redirect_slashes=False))]
-    return [*well_known, *endpoints]
+        return [*at_root, Mount(prefix, app=Router(endpoints, redirect_slashes=False))]
+    return [*at_root, *endpoints]
 
 
 def create_app(settings: Settings, provider: Provider | None = None) -> Starlette:
@@ -143,12 +149,14 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
         app.state.provider = provider or await open_provider(settings)
         maintainer = asyncio.create_task(app.state.provider.maintain())
         writer = asyncio.create_task(app.state.provider.access_log.run())
+        exporter = asyncio.create_task(metrics.export(app.state.provider))
         try:
-            yield
+            with health.drain_on_sigterm(app.state.health, settings.shutdown_delay):
+                yield
         finally:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(app.state.provider.access_log.flush(), FLUSH_TIMEOUT)
-            for task in (maintainer, writer):
+            for task in (maintainer, writer, exporter):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -158,12 +166,18 @@ def create_app(settings: Settings, provider: Provider | None = None) -> Starlett
     app = Starlette(
         routes=routes(settings),
         lifespan=lifespan,
-        middleware=[Middleware(HeaderLimit)],
+        # RequestLog first: the request id and the access line cover every other answer.
+        middleware=[
+            Middleware(RequestLog, trusted=settings.proxy_networks),
+            Middleware(metrics.HttpMetrics),
+            Middleware(HeaderLimit),
+        ],
         exception_handlers={HTTPException: http_error},
     )
     # A POST to "/token/" must not be answered with a 307 to "/token" on the Host the client
     # named: that would resend its credentials (SECURITY.md: 303, never 307).
     app.router.redirect_slashes = False
+    app.state.health = health.Health()
     if provider is not None:
         app.state.provider = provider
     return app

@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
+import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
+from types import FrameType
 from typing import Any, ParamSpec, TypeVar
 
 import click
 import orjson
 
+from idp import metrics
 from idp.accounts import USER_ID_PREFIX
 from idp.api_keys import key_id_of, new_api_key
 from idp.config import ConfigError, Settings, load_settings
@@ -24,6 +28,7 @@ from idp.emails import normalise
 from idp.endpoints.registration import CLIENT_ID_PREFIX
 from idp.hashing import SecretHasher, new_secret
 from idp.keys import KeyRing
+from idp.logs import logging_config
 from idp.provider import Provider, ensure_schema, open_provider, upstream_policy
 from idp.resources import MAX_RESOURCE_TTL, canonical_uri, valid_scope_token
 from idp.sso_fields import normalise_domain
@@ -78,7 +83,14 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="IDP_WORKERS",
+    show_envvar=True,
+)
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the provider over HTTP."""
     import uvicorn
@@ -86,22 +98,35 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = settings_or_exit()
     try:
         asyncio.run(_prepare_schema(settings))
+        metrics.prepare_workers(settings, workers=workers, host=host, port=port)
     except (ConfigError, StoreError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    click.echo(f"idp listening on http://{host}:{port} (issuer {settings.issuer})")
+    log_config = logging_config(settings.log_lines, settings.log_level)
+    logging.config.dictConfig(log_config)
+    logging.getLogger("idp.serve").info(
+        "idp listening on http://%s:%d (issuer %s)", host, port, settings.issuer
+    )
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         "idp.asgi:app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_config=log_config,
         access_log=False,
+        # In-flight requests get this long once the socket is closed (after IDP_SHUTDOWN_DELAY).
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         # X-Forwarded-For is read by idp.http.client_address, and only from IDP_TRUSTED_PROXIES.
         proxy_headers=False,
         server_header=False,
     )
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM before uvicorn starts, or handed back by it after a graceful shutdown: a
+    requested stop, so the exit status is 0."""
+    raise SystemExit(0)
 
 
 @main.command()

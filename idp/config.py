@@ -19,6 +19,8 @@ from idp.keys import parse_kek
 
 Environment = Literal["dev", "test", "prod"]
 SigningAlg = Literal["ES256", "RS256"]
+LogFormat = Literal["json", "text"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
@@ -97,8 +99,21 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Unset: text for a developer's terminal (dev), JSON lines everywhere else.
+    log_format: LogFormat | None = None
+    log_level: LogLevel = "INFO"
+    # Seconds to keep serving after SIGTERM while /readyz fails, then to finish requests.
+    shutdown_delay: float = Field(default=0, ge=0, le=300)
+    shutdown_timeout: int = Field(default=20, ge=1, le=3600)
+
     access_log_retention_days: int = Field(default=30, ge=1, le=3650)
     access_log_queue: int = Field(default=10000, ge=1, le=1_000_000)
+
+    # /metrics: on a port of its own when set (``idp serve`` makes the host its --host);
+    # otherwise on the service's port, by default everywhere but in prod.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_on_main_port: bool | None = None
 
     # Connectors (upstream identity providers). Their credentials use the names the product
     # documentation gives, without the IDP_ prefix; a connector is on when its client id is set.
@@ -146,6 +161,11 @@ class Settings(BaseSettings):
             raise ValueError("must not carry a query or user information")
         _ = parts.port  # raises on a malformed port
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
@@ -206,6 +226,8 @@ class Settings(BaseSettings):
             raise ValueError("IDP_KEY_ENCRYPTION_KEY: is required in prod")
         if self.allow_insecure_upstreams:
             raise ValueError("IDP_ALLOW_INSECURE_UPSTREAMS: is for tests and refused in prod")
+        if self.log_format == "text":
+            raise ValueError("IDP_LOG_FORMAT: must be json in prod")
         return self
 
     @field_validator(*CONNECTOR_FIELDS, mode="before")
@@ -253,10 +275,31 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name.upper()}_REDIRECT_URI: must be {expected}")
         return self
 
+    @model_validator(mode="after")
+    def _metrics_in_one_place(self) -> Settings:
+        if self.metrics_on_main_port and self.metrics_port is not None:
+            raise ValueError("IDP_METRICS_ON_MAIN_PORT: cannot be true with IDP_METRICS_PORT set")
+        return self
+
+    @property
+    def serves_metrics_on_main_port(self) -> bool:
+        """``/metrics`` on the service's own port: never when it has a port of its own, and by
+        default not in prod, where that port faces the public."""
+        if self.metrics_port is not None:
+            return False
+        if self.metrics_on_main_port is None:
+            return self.env != "prod"
+        return self.metrics_on_main_port
+
     @property
     def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         items = self.trusted_proxies.replace(",", " ").split()
         return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+
+    @property
+    def log_lines(self) -> LogFormat:
+        """The log format: IDP_LOG_FORMAT, or text in dev and JSON elsewhere."""
+        return self.log_format or ("text" if self.env == "dev" else "json")
 
     def endpoint(self, path: str) -> str:
         """The absolute URL of one of our endpoints, under the issuer."""

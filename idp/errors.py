@@ -12,6 +12,8 @@ import orjson
 from starlette.responses import Response
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# Seconds a client should wait after a 503: long enough for a restarting database or Redis.
+RETRY_AFTER = 5
 
 
 class OAuthError(Exception):
@@ -158,8 +160,20 @@ class ServerError(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
+    """Something we depend on (the database, Redis, the mail server) did not answer.
+
+    503 with ``Retry-After`` (RFC 9110 section 10.2.3): the request was fine and may be sent
+    again unchanged. RFC 6749 defines the code for the authorization endpoint's redirect
+    (section 4.1.2.1); section 5.2 has none for this, so the token endpoint uses it too and
+    the 503 status tells any HTTP client the failure is temporary.
+    """
+
     error = "temporarily_unavailable"
     status = 503
 
-    def __init__(self, *, detail: str = "") -> None:
+    def __init__(self, *, detail: str = "", retry_after: int = RETRY_AFTER) -> None:
         super().__init__("the service is temporarily unavailable", detail=detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {**super().headers(), "Retry-After": str(self.retry_after)}

@@ -73,7 +73,7 @@ class GitHubConnector(Connector):
     async def finish(self, flow: Flow, params: Mapping[str, str]) -> Assertion:
         callback_error(params)
         token = await self._exchange(params["code"], flow)
-        async with self.upstreams.http() as http:
+        async with self.upstreams.http("userinfo") as http:
             user = await self._get(http, "/user", token)
             emails = await self._get(http, "/user/emails?per_page=100", token)
         user_id = user.get("id") if isinstance(user, dict) else None

@@ -217,7 +217,7 @@ async def redeem(
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
     url, headers, body = auth.prepare("POST", endpoint, headers, body)
     try:
-        async with upstreams.http() as http:
+        async with upstreams.http("token") as http:
             response = await http.post(url, headers=headers, content=body)
         answer = response.json()
     except (httpx.HTTPError, ValueError):

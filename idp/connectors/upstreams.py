@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 from joserfc.jwk import KeySet
 
+from idp import metrics
 from idp.client_keys import ClientKeys, ClientKeysError
-from idp.fetch import CheckedTransport, Fetcher, FetchError, FetchPolicy
+from idp.fetch import CheckedTransport, FetchError, FetchPolicy
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 METADATA_TTL = 3600
@@ -51,8 +52,9 @@ class Upstreams:
 
     def __init__(self, policy: FetchPolicy, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
-        self._fetcher = Fetcher(policy)
-        self._keys = ClientKeys(self._fetcher, ttl=METADATA_TTL, cooldown=60, clock=clock)
+        self._fetcher = metrics.ObservedFetcher(policy, "discovery")
+        keys = metrics.ObservedFetcher(policy, "keys")
+        self._keys = ClientKeys(keys, ttl=METADATA_TTL, cooldown=60, clock=clock)
         self._clock = clock
         self._metadata: dict[str, tuple[float, ProviderMetadata]] = {}
 
@@ -60,11 +62,14 @@ class Upstreams:
         """A transport under the outbound-fetch rules, for one short-lived client."""
         return CheckedTransport(self.policy)
 
-    def http(self, **options: Any) -> httpx.AsyncClient:
-        """A client over the shared, checked transport; ``options`` go to its constructor."""
+    def http(self, kind: str, **options: Any) -> httpx.AsyncClient:
+        """A client over the shared, checked transport, its requests counted as ``kind``
+        (``token``, ``userinfo``); ``options`` go to its constructor."""
         options.setdefault("timeout", self.policy.timeout)
-        return httpx.AsyncClient(transport=self.transport(), trust_env=False, **options)
+        transport = metrics.ObservedTransport(self.transport(), kind)
+        return httpx.AsyncClient(transport=transport, trust_env=False, **options)
 
+    @metrics.counts_failures(metrics.discovery_failed, of=DiscoveryError)
     async def discover(
         self, issuer: str, *, accept: Callable[[str], bool] | None = None, fresh: bool = False
     ) -> ProviderMetadata:

@@ -1,7 +1,9 @@
 """HTTP endpoints, one module each, named by what they serve.
 
 :func:`oauth_endpoint` wraps every API handler: an :class:`~idp.errors.OAuthError` renders
-itself, anything else is logged with its trace and answered with a fixed ``server_error``.
+itself, a storage fault is a 503 ``temporarily_unavailable``, a client gone before its request
+was read is no fault (:func:`client_gone`), anything else is logged with its trace and answered
+with a fixed ``server_error``.
 """
 
 from __future__ import annotations
@@ -10,15 +12,19 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from idp.errors import OAuthError, ServerError, TemporarilyUnavailable
+from idp import metrics
+from idp.errors import RETRY_AFTER, OAuthError, ServerError, TemporarilyUnavailable
 from idp.pages import error_page
 from idp.provider import Provider
-from idp.store import StoreError
+from idp.store import StoreError, StoreUnavailable
 
 log = logging.getLogger("idp.endpoints")
+
+# nginx's "client closed request": nobody reads it, the request log shows what happened.
+CLIENT_GONE = 499
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -37,8 +43,10 @@ def oauth_endpoint(handler: Handler) -> Handler:
             )
             return exc.response()
         except StoreError as exc:
-            log.error("storage failed", extra={"detail": type(exc).__name__}, exc_info=exc)
+            log_store_error(exc)
             return TemporarilyUnavailable().response()
+        except ClientDisconnect:
+            return client_gone()
         except Exception as exc:
             log.error("unexpected failure", exc_info=exc)
             return ServerError().response()
@@ -56,13 +64,37 @@ def page_endpoint(handler: Handler) -> Handler:
         except OAuthError as exc:
             return error_page("The request is not valid", exc.description, exc.status, exc.error)
         except StoreError as exc:
-            log.error("storage failed", extra={"detail": type(exc).__name__}, exc_info=exc)
-            return error_page("Please try again", "The service is briefly unavailable.", 503)
+            log_store_error(exc)
+            page = error_page("Please try again", "The service is briefly unavailable.", 503)
+            page.headers["Retry-After"] = str(RETRY_AFTER)
+            return page
+        except ClientDisconnect:
+            return client_gone()
         except Exception as exc:
             log.error("unexpected failure", exc_info=exc)
             return error_page("Something went wrong", "Please try again later.", 500)
 
     return wrapped
+
+
+def client_gone() -> Response:
+    """The client closed the connection while its body was read: the handler stopped before
+    changing anything, and the answer goes nowhere. Not a fault, so no trace."""
+    log.debug("the client closed the connection before its request was read")
+    return Response(status_code=CLIENT_GONE)
+
+
+def log_store_error(exc: StoreError) -> None:
+    """Our fault or our dependency's, so ERROR. An unreachable back end is one line naming it
+    and the error type (it repeats for every request of an outage); anything else the store
+    refused comes with its trace. Neither carries a URL, key or value."""
+    metrics.storage_failed(exc)
+    if isinstance(exc, StoreUnavailable):
+        log.error(
+            "storage unavailable: %s (%s)", exc.backend, exc.cause, extra={"backend": exc.backend}
+        )
+    else:
+        log.error("storage failed", extra={"detail": type(exc).__name__}, exc_info=exc)
 
 
 def provider_of(request: Request) -> Provider:

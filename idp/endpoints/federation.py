@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from idp import accounts, authorization, continuation
+from idp import accounts, authorization, continuation, metrics
 from idp.accounts import SignInRefused, audit_event
 from idp.browser import BROWSER_COOKIE, binding, browser_id, csrf_ok, remember_browser
 from idp.connectors.base import Connector, ConnectorError, Flow, same
@@ -79,6 +79,7 @@ async def begin(
     user_id: str = "",
 ) -> Response:
     """Store a new flow for this browser and redirect it to the upstream."""
+    metrics.calling_upstream(connector.key)
     flow = Flow(
         connector=connector.key,
         state=new_secret(),
@@ -110,6 +111,7 @@ async def callback(request: Request) -> Response:
     raw = await provider.ephemeral.take(_flow_key(params.get("state") or ""))
     flow = Flow(**orjson.loads(raw)) if raw else None
     if flow is None or browser is None or not same(flow.binding, binding(browser)):
+        metrics.sign_in(request.path_params.get("name", "sso"), "invalid_flow")
         return error_page(
             "This sign-in cannot continue",
             "It expired, was already used, or was started in another browser. Start again.",
@@ -127,12 +129,16 @@ async def callback(request: Request) -> Response:
 async def _finish(
     provider: Provider, request: Request, connector: Connector, flow: Flow, params: dict[str, str]
 ) -> Response:
+    metrics.calling_upstream(connector.key)
     try:
         assertion = await connector.finish(flow, params)
         link_to = flow.user_id if flow.purpose == "link" else ""
         outcome = await accounts.resolve(provider, connector.key, assertion, link_to=link_to)
     except (ConnectorError, SignInRefused) as exc:
         audit_event("sign_in_refused", via=connector.key, purpose=flow.purpose, reason=str(exc))
+        if flow.purpose == "login":
+            failure = "failed" if isinstance(exc, ConnectorError) else "refused"
+            metrics.sign_in(connector.key, failure)
         heading = (
             "We could not link that account"
             if flow.purpose == "link"
@@ -149,6 +155,7 @@ async def _finish(
     response = await continue_after_sign_in(provider, request, flow.request_id, user.email)
     await start_session(provider, request, response, user.user_id, connector.key)
     audit_event("signed_in", user=user.user_id, via=connector.key)
+    metrics.sign_in(connector.key, "success")
     return response
 
 

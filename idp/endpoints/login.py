@@ -18,7 +18,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from idp import accounts, authorization
+from idp import accounts, authorization, metrics
 from idp.browser import (
     BROWSER_COOKIE,
     binding,
@@ -212,11 +212,13 @@ async def sign_in(request: Request) -> Response:
     user = await provider.store.get_user(link.user_id) if link else None
     if link is None or user is None:
         audit.info("sign-in refused: method=magic_link reason=unusable link")
+        metrics.sign_in("magic_link", "invalid_link")
         return _unusable_link()
     try:
         await accounts.check_enforcement(provider, "magic_link", user.email)
     except accounts.SignInRefused as exc:
         audit.info("sign-in refused: method=magic_link reason=enforce_sso")
+        metrics.sign_in("magic_link", "refused")
         return error_page("We could not sign you in", str(exc), 403)
 
     response = await federation.continue_after_sign_in(
@@ -224,6 +226,7 @@ async def sign_in(request: Request) -> Response:
     )
     await start_session(provider, request, response, user.user_id, "magic_link")
     audit.info("signed in: user=%s method=magic_link", user.user_id)
+    metrics.sign_in("magic_link", "success")
     return response
 
 
@@ -279,7 +282,10 @@ async def _send(provider: Provider, user: User, link: str) -> None:
     try:
         await provider.mailer.send(Message(to=user.email, subject="Your sign-in link", text=text))
     except MailError as exc:
+        metrics.MAIL_FAILURES.inc()
         log.error("magic link not sent: %s", exc)
+    else:
+        metrics.MAGIC_LINKS_SENT.inc()
 
 
 def _link_key(token: str) -> str:

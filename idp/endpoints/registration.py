@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from idp import client_metadata
+from idp import client_metadata, metrics
 from idp.authorization import OIDC_SCOPES
 from idp.endpoints import oauth_endpoint, provider_of
 from idp.endpoints.token import GRANTS
@@ -39,6 +39,7 @@ SERVER_FIELDS = frozenset(
 
 
 @oauth_endpoint
+@metrics.counts_failures(metrics.registration_refused)
 async def register(request: Request) -> Response:
     provider = provider_of(request)
     settings = provider.settings
@@ -58,6 +59,7 @@ async def register(request: Request) -> Response:
 
     client, secrets = _new_client(provider, metadata)
     await provider.store.create_client(client)
+    metrics.CLIENT_REGISTRATIONS.inc()
     return no_store_json(_registration_response(provider, client, secrets), status=201)
 
 

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from idp import metrics
 from idp.admin_auth import Admin, authenticate_admin
 from idp.endpoints import oauth_endpoint, provider_of
 from idp.errors import NO_STORE, InvalidRequest, OAuthError
@@ -177,6 +178,7 @@ async def _check(provider: Provider, conn: SsoConnection, *, discover: bool) -> 
         if owner is not None and owner != conn.org_id:
             raise Conflict(f"domain {domain} is verified by another organization")
     if discover:
+        metrics.calling_upstream("sso")
         await check_discovery(provider.upstreams, conn.provider, conn.oidc_issuer)
 
 

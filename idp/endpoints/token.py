@@ -12,6 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp import metrics
 from idp.client_auth import authenticate
 from idp.endpoints import oauth_endpoint, provider_of
 from idp.errors import UnauthorizedClient, UnsupportedGrantType
@@ -30,6 +31,7 @@ GRANTS: dict[str, Grant] = {
 
 
 @oauth_endpoint
+@metrics.counts_failures(metrics.token_refused)
 async def token(request: Request) -> Response:
     provider = provider_of(request)
     params = await read_form(request, provider.settings.max_body_bytes)
@@ -43,4 +45,6 @@ async def token(request: Request) -> Response:
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"the client is not registered for '{grant_type}'")
 
-    return no_store_json(await grant(provider, client, params))
+    body = await grant(provider, client, params)
+    metrics.token_issued(grant_type, body["access_token"])
+    return no_store_json(body)

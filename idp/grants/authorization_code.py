@@ -9,6 +9,7 @@ import logging
 import re
 from typing import Any
 
+from idp import metrics
 from idp.codes import (
     CodeGrant,
     Issued,
@@ -99,9 +100,11 @@ async def _refuse_replay(provider: Provider, client: Client, params: Params, cod
     try:
         check_binding(grant, client, params)
     except InvalidGrant:
+        metrics.code_replayed(revoked=False)
         return
     ttl = issued.access_token_exp - provider.now() + provider.settings.clock_leeway
     await provider.ephemeral.put(revoked_key(issued.access_token_jti), b"1", max(ttl, 1))
     if issued.refresh_family is not None:
         await revoke_family(provider, issued.refresh_family)
+    metrics.code_replayed(revoked=True)
     audit.warning("code replayed: client=%s; what it issued is revoked", client.client_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from idp import metrics
 from idp.errors import InvalidGrant
 from idp.http import Params
 from idp.provider import Provider
@@ -88,6 +89,7 @@ async def _reused(provider: Provider, client: Client, stored: RefreshToken) -> N
         if retired is not None:
             return
     await revoke_family(provider, stored.family_id)
+    metrics.REFRESH_TOKEN_REUSE.inc()
     audit.warning("refresh token reused: client=%s; its family is revoked", client.client_id)
     raise InvalidGrant("the refresh token was already used; the grant is revoked")
 

@@ -43,12 +43,35 @@ __all__ = [
     "SsoConnection",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "User",
+    "unavailable",
 ]
 
 
 class StoreError(Exception):
     """The store could not do what was asked (connection lost, constraint broken)."""
+
+
+class StoreUnavailable(StoreError):
+    """The back end did not answer: refused or lost connection, timeout, shutting down.
+
+    Whether the operation took effect is unknown, so it is never read as "not found" or
+    "already used": endpoints answer 503 ``temporarily_unavailable`` and the caller retries.
+    ``backend`` names the back end (``postgres``, ``redis``), never its URL.
+    """
+
+    def __init__(self, backend: str, cause: BaseException) -> None:
+        super().__init__(f"{backend} unavailable ({type(cause).__name__})")
+        self.backend = backend
+        self.cause = type(cause).__name__
+
+
+def unavailable(backend: str, cause: BaseException) -> StoreUnavailable:
+    """The error for an unreachable back end. Every back end builds it here: the one place
+    that sees each failed operation, background work included (requests that failed are
+    counted where endpoints answer them, ``idp.endpoints.log_store_error``)."""
+    return StoreUnavailable(backend, cause)
 
 
 class DomainTaken(StoreError):

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from idp.store import StoreError
+from idp.store import StoreError, unavailable
 from idp.store.migrations import Migration, load_migrations, pending
 from idp.store.models import (
     Client,
@@ -63,6 +63,15 @@ _MIGRATION_LOCK = 0x1D9_0001
 
 # Errors that mean "the database did not do it"; all become StoreError.
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+# Of those, the ones that mean "the database is out of reach" (down, restarting, shutting us
+# out, out of connections): StoreUnavailable, and the pool reconnects once it answers again.
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InsufficientResourcesError,
+)
 
 
 class PostgresStore(PostgresOrganizations, PostgresDeployments):
@@ -89,6 +98,8 @@ class PostgresStore(PostgresOrganizations, PostgresDeployments):
         """Connect a pool to the database named by ``dsn`` (``postgresql://...``)."""
         try:
             pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        except _UNREACHABLE as exc:
+            raise unavailable("postgres", exc) from exc
         except (*_DB_ERRORS, ValueError) as exc:
             # The DSN may hold a password: name the error type only.
             raise StoreError(f"cannot connect to PostgreSQL ({type(exc).__name__})") from exc
@@ -474,5 +485,7 @@ async def _applied(conn: Any) -> set[str]:
 def _mapped_errors() -> Iterator[None]:
     try:
         yield
+    except _UNREACHABLE as exc:
+        raise unavailable("postgres", exc) from exc
     except _DB_ERRORS as exc:
         raise StoreError(f"PostgreSQL: {type(exc).__name__}") from exc

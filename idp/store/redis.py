@@ -11,23 +11,41 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from idp.store import StoreError
+from idp.store import StoreError, unavailable
 
 __all__ = ["RedisEphemeral"]
+
+# A request waits at most this long for Redis before it is answered 503; without a timeout,
+# some redis-py versions wait forever for a Redis that stopped answering.
+SOCKET_TIMEOUT = 3.0
+# Redis down, restarting, or a replica that was just demoted (READONLY): StoreUnavailable.
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 
 
 class RedisEphemeral:
     """:class:`idp.store.Ephemeral` in Redis; every key is stored under ``prefix``.
 
     Expiry is Redis's own, in whole milliseconds rounded up; ``ttl`` and ``window`` arguments
-    must be positive. Connecting is lazy: the first command (or :meth:`ping`) connects.
+    must be positive. Connecting is lazy: the first command (or :meth:`ping`) connects, and a
+    connection Redis dropped is replaced by the next command. A command that fails to reach
+    Redis is tried once more at once (a pooled connection may have died with a restart);
+    past that, requests fail fast instead of queueing behind an outage.
     """
 
     def __init__(self, url: str, prefix: str = "idp:") -> None:
         try:
-            self._redis: Redis = Redis.from_url(url)
+            self._redis: Redis = Redis.from_url(
+                url,
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+            )
         except ValueError:
             # The URL may hold a password, and redis-py's message may quote it.
             raise ValueError("invalid Redis URL; expected redis://, rediss:// or unix://") from None
@@ -92,7 +110,9 @@ class RedisEphemeral:
 def _mapped_errors() -> Iterator[None]:
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except _UNREACHABLE as exc:
+        raise unavailable("redis", exc) from exc
+    except RedisError as exc:
         raise StoreError(f"Redis: {type(exc).__name__}") from exc
 
 

@@ -25,6 +25,9 @@ import httpx
 import pytest
 from joserfc import jws
 
+# Servers a test may stop and start again (outages); private to the test that uses them.
+from .private_servers import private_postgres, private_redis  # noqa: F401
+
 IDP = Path(sys.executable).with_name("idp")
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 READY_TIMEOUT = 20.0
