@@ -39,8 +39,11 @@ lint: $(VENV)/.test-installed
 types: $(VENV)/.test-installed
 	$(BIN)/mypy
 
+# Starts every subject on loopback and writes bench/results/; never part of `make test`.
+# BENCH_QUICK=1 is the short smoke mode; BENCH_ARGS passes options (python -m bench --help).
 bench: $(VENV)/.installed
 	$(BIN)/python bench/signing.py
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache $(NODE_OP)/node_modules

@@ -35,7 +35,7 @@ def per_op_us(action: object, rounds: int = 5, count: int = 400) -> float:
 
 
 def main() -> None:
-    keys = {
+    keys: dict[str, ECKey | RSAKey] = {
         "ES256": ECKey.generate_key("P-256", auto_kid=True),
         "RS256": RSAKey.generate_key(2048, auto_kid=True),
     }
