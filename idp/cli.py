@@ -27,7 +27,7 @@ from idp.connectors.upstreams import Upstreams
 from idp.emails import normalise
 from idp.endpoints.registration import CLIENT_ID_PREFIX
 from idp.hashing import SecretHasher, new_secret
-from idp.keys import KeyRing
+from idp.keys import KeyRing, SigningKeyError
 from idp.logs import logging_config
 from idp.provider import Provider, ensure_schema, open_provider, upstream_policy
 from idp.resources import MAX_RESOURCE_TTL, canonical_uri, valid_scope_token
@@ -57,7 +57,7 @@ def run(coroutine: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return asyncio.run(coroutine(*args, **kwargs))
-        except (ConfigError, StoreError, ValueError, OSError) as exc:
+        except (ConfigError, StoreError, SigningKeyError, ValueError, OSError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper
@@ -99,7 +99,7 @@ def serve(host: str, port: int, workers: int) -> None:
     try:
         asyncio.run(_prepare_schema(settings))
         metrics.prepare_workers(settings, workers=workers, host=host, port=port)
-    except (ConfigError, StoreError, ValueError, OSError) as exc:
+    except (ConfigError, StoreError, SigningKeyError, ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     log_config = logging_config(settings.log_lines, settings.log_level)
     logging.config.dictConfig(log_config)
@@ -361,6 +361,10 @@ async def _prepare_schema(settings: Settings) -> None:
     finally:
         await upstreams.aclose()
     await _with_store(settings, lambda store: store.ping())
+    # Opening the provider unseals the signing keys: a wrong IDP_KEY_ENCRYPTION_KEY ends here,
+    # in one line, rather than in every worker's startup.
+    provider = await open_provider(settings)
+    await provider.close()
 
 
 async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[T]]) -> T:

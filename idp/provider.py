@@ -26,7 +26,7 @@ from idp.hashing import SecretHasher, derive_key
 from idp.keys import KeyRing, dev_kek, parse_kek
 from idp.mail import Mailer, open_mailer
 from idp.sealing import Sealer
-from idp.store import Ephemeral, Resource, Store
+from idp.store import Ephemeral, Resource, Store, StoreUnavailable
 from idp.store.connect import open_redis, open_store
 
 log = logging.getLogger("idp.provider")
@@ -101,6 +101,9 @@ class Provider:
             await asyncio.sleep(self.settings.key_refresh_interval)
             try:
                 await self.refresh()
+            except StoreUnavailable as exc:
+                # One line per attempt while the store is down; /readyz says the rest.
+                log.error("background refresh failed: %s", exc)
             except Exception:
                 log.exception("background refresh failed")
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from .conftest import CLI_TIMEOUT, Deployment, free_port
+from .conftest import CLI_TIMEOUT, Deployment, free_port, new_kek
 
 
 async def serve_until_exit(
@@ -78,3 +78,20 @@ async def test_a_bad_connector_setting_stops_the_start_with_one_line_naming_it(
     assert returncode != 0
     assert f"Error: {named}:" in output
     assert "Traceback" not in output
+
+
+async def test_another_key_encryption_key_stops_the_start_and_the_cli_with_one_line(
+    deployment: Deployment,
+) -> None:
+    """Signing keys sealed under one key-encryption key cannot be opened with another: the
+    operator reads which key, in one line, not a trace from every worker."""
+    await deployment.cli("migrate")
+    await deployment.cli("keys", "list")  # makes the first keys, sealed under the right KEK
+
+    returncode, output = await serve_until_exit(deployment, key_encryption_key=new_kek())
+    listed = await deployment.cli("keys", "list", check=False, key_encryption_key=new_kek())
+
+    for status, text in ((returncode, output), (listed.returncode, listed.stderr)):
+        assert status == 1
+        assert "Error: cannot decrypt signing key" in text
+        assert "Traceback" not in text
