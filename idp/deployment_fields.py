@@ -126,6 +126,9 @@ def _with_resource(surface: Surface, base: str) -> Surface:
 def _name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME:
         raise InvalidRequest(f"name must be a non-empty string of at most {MAX_NAME} characters")
+    # It is shown on pages and in mail subjects: one line of printable text.
+    if not value.isprintable():
+        raise InvalidRequest("name must be printable text on one line")
     return value.strip()
 
 
@@ -165,6 +168,9 @@ def _path(value: object, field: str) -> str:
         raise InvalidRequest(f"{field} must be a path starting with /")
     if any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in value) or set("?#\\") & set(value):
         raise InvalidRequest(f"{field} must be a plain path, without query or fragment")
+    if set("%;") & set(value):
+        # Requests are matched on their decoded path: an encoded surface path never matches.
+        raise InvalidRequest(f"{field} must be written decoded, without % or ;")
     if "//" in value or any(seg in (".", "..") for seg in value.split("/")):
         raise InvalidRequest(f"{field} must not have empty, . or .. segments")
     return value

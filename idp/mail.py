@@ -66,6 +66,10 @@ def compose(message: Message, sender: str) -> EmailMessage:
         mime["Subject"] = message.subject
     except ValueError:  # the email package refuses CR and LF, which would inject headers
         raise MailError("a mail header contains a line break") from None
+    # It also decodes RFC 2047 words (=?utf-8?b?...?=) in what it is given, and would write
+    # the line breaks they hide: judge each header by its decoded value too.
+    if any("\r" in str(value) or "\n" in str(value) for value in mime.values()):
+        raise MailError("a mail header contains a line break")
     mime["Date"] = formatdate(localtime=False)
     mime["Message-ID"] = make_msgid(domain=_sender_domain(sender))
 

@@ -22,7 +22,7 @@ Tickets and session values are stored only as hashes, in the short-lived store.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
@@ -30,7 +30,7 @@ from idp.hashing import digest, new_secret
 from idp.provider import Provider
 from idp.sessions import Session, session_ended
 from idp.store import Deployment
-from idp.surface.model import SESSION_PREFIX
+from idp.surface.model import SESSION_PREFIX, TICKET_PARAM, normal_path
 
 TICKET_TTL = 60
 
@@ -55,6 +55,10 @@ def under_registered_url(deployment: Deployment, url: str) -> bool:
         return False
     if target.username is not None or target.password is not None or target.fragment:
         return False
+    if normal_path(target.path or "/") is None:
+        return False
+    if TICKET_PARAM in {name for name, _ in parse_qsl(target.query, True)}:
+        return False  # a ticket planted ahead of ours
     return any(_is_under(target.geturl(), registered) for registered in deployment.urls)
 
 

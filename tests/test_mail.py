@@ -147,6 +147,27 @@ async def test_a_line_break_in_the_subject_is_refused_before_sending(
     assert smtp_server.messages == []
 
 
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        "x\r\nReply-To: attacker@evil.example\r\n\r\nSign in at https://evil.example",
+        "x\nBcc: victim@evil.example",
+    ],
+    ids=["body-and-header", "bcc"],
+)
+async def test_a_line_break_hidden_in_an_encoded_word_is_refused_before_sending(
+    smtp_server: SmtpServer, hidden: str
+) -> None:
+    """The email package decodes RFC 2047 words in a header it is given, so a subject of
+    ``=?utf-8?b?...?=`` would smuggle the line breaks the plain check looks for."""
+    word = "=?utf-8?b?" + base64.b64encode(hidden.encode()).decode() + "?="
+    message = Message(to="person@example.com", subject=f"Invitation to {word}", text="t")
+
+    with pytest.raises(MailError, match="line break"):
+        await SmtpMailer(smtp_server.url, sender=SENDER).send(message)
+    assert smtp_server.messages == []
+
+
 async def test_a_malformed_recipient_is_refused_before_sending(smtp_server: SmtpServer) -> None:
     message = Message(to="evil,person@example.com", subject="Hi", text="t")
 

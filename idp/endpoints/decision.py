@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hmac
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -47,6 +47,7 @@ from idp.surface.model import (
     STATE_TTL,
     TICKET_PARAM,
     Surface,
+    normal_path,
     surface_for,
 )
 from idp.surface_checks import StoreChecks
@@ -54,6 +55,7 @@ from idp.surface_checks import StoreChecks
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 PREFIX = "/surface/decide/"
 NO_CACHE = {"Cache-Control": "no-store"}
+BROWSER_METHODS = ("GET", "HEAD")
 
 
 @oauth_endpoint
@@ -88,9 +90,10 @@ async def decision(request: Request) -> Response:
     provider.access_log.record(
         _event(provider, deployment, surface, method, path or uri, verdict, address)
     )
-    if _wants_sign_in(request, surface, verdict):
+    browser = _sends_to_sign_in(method, surface, verdict)
+    if browser and request.query_params.get("redirect") == "1":
         return _to_sign_in(provider, deployment, request, uri)
-    return _answer(provider, deployment, surface, verdict, request, uri)
+    return _answer(provider, deployment, surface, verdict, request, uri, sign_in=browser)
 
 
 def original_url(request: Request, uri: str) -> str:
@@ -162,14 +165,9 @@ def _original(request: Request) -> tuple[str, str]:
 
 
 def _path_of(uri: str) -> str | None:
-    """The original path, percent-decoded once as the backend will read it; None when it has
-    dot or empty segments or backslashes, which a backend may resolve to a path on another
-    surface than the one this one is on."""
-    path = unquote(uri.partition("?")[0].partition("#")[0])
-    segments = path.split("/")[1:]
-    if "\\" in path or "" in segments[:-1] or any(s in (".", "..") for s in segments):
-        return None
-    return path
+    """The original path, decoded once as the backend will read it, or None when it is not
+    in normal form (:func:`idp.surface.model.normal_path`)."""
+    return normal_path(uri.partition("?")[0].partition("#")[0])
 
 
 async def _credentials(provider: Provider, request: Request, surface: Surface) -> Credentials:
@@ -250,11 +248,12 @@ def _with_state(url: str, state: str) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{extra}" if parts.query else extra))
 
 
-def _wants_sign_in(request: Request, surface: Surface | None, verdict: Decision) -> bool:
-    """Traefik and Envoy pass a redirect straight to the browser; ``?redirect=1`` asks for
-    one instead of a 401 when a page's visitor has no session yet."""
+def _sends_to_sign_in(method: str, surface: Surface | None, verdict: Decision) -> bool:
+    """A browser asking to read a ``session`` surface without a session goes to sign in (a
+    401 naming where, or with ``?redirect=1``, which Traefik and Envoy pass straight on, the
+    303 itself); a form posted without one is refused, as the middleware does."""
     return (
-        request.query_params.get("redirect") == "1"
+        method in BROWSER_METHODS
         and surface is not None
         and "session" in surface.auth
         and verdict.status == 401
@@ -268,6 +267,8 @@ def _answer(
     verdict: Decision,
     request: Request,
     uri: str,
+    *,
+    sign_in: bool,
 ) -> Response:
     body: dict[str, Any] = {"allowed": verdict.allowed, "reason": verdict.reason}
     headers = dict(NO_CACHE)
@@ -288,7 +289,7 @@ def _answer(
     value = challenge(verdict, resource_metadata=metadata)
     if value is not None:
         headers["WWW-Authenticate"] = value
-    if surface is None or "session" not in surface.auth or verdict.status != 401:
+    if not sign_in:
         return json_response(body, verdict.status, headers)
     # The proxy sends the browser there, and passes our Set-Cookie on with it.
     trip = SignIn(provider, deployment, request, uri)
@@ -327,8 +328,10 @@ def _principal(verdict: Decision) -> dict[str, Any]:
 
 
 def _header_safe(value: str) -> str:
-    """Header values are ASCII: an internationalised address is percent-encoded."""
-    return value if value.isascii() and value.isprintable() else quote(value, safe="@+.")
+    """Header values are ASCII: an internationalised address is percent-encoded, and so is
+    a ``%`` of its own, so two addresses never read the same."""
+    plain = value.isascii() and value.isprintable() and "%" not in value
+    return value if plain else quote(value, safe="@+.")
 
 
 def _event(

@@ -24,7 +24,7 @@ import hmac
 import secrets
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from starlette.datastructures import URL
 from starlette.requests import HTTPConnection
@@ -42,6 +42,7 @@ from idp.surface.model import (
     STATE_TTL,
     TICKET_PARAM,
     Surface,
+    normal_path,
     surface_for,
 )
 from idp.surface.verifier import SurfaceVerifier
@@ -74,14 +75,14 @@ class SurfaceAuth:
             raise ValueError("realm must be printable ASCII without quotes or backslashes")
         self.app = app
         self.verifier = verifier
-        self.exempt_paths = tuple(path.rstrip("/") or "/" for path in exempt_paths)
+        self.exempt_paths = frozenset(exempt_paths)
         self.realm = realm
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, self._closing_on_shutdown(receive), send)
-        elif scope["type"] not in ("http", "websocket") or self._exempt(scope["path"]):
+        elif scope["type"] not in ("http", "websocket") or scope["path"] in self.exempt_paths:
             await self.app(_with_principal(scope, None), receive, send)
         else:
             await self._guard(scope, receive, send)
@@ -96,8 +97,9 @@ class SurfaceAuth:
         if metadata is not None:
             return await metadata(scope, receive, send)
 
-        surface = surface_for(config.surfaces, scope["path"])
-        refusal = _malformed(connection)
+        path = normal_path(_sent_path(scope))
+        surface = surface_for(config.surfaces, path) if path is not None else None
+        refusal = _malformed(connection, path)
         if refusal is not None or surface is None:
             return await self._refuse_here(scope, receive, send, surface, refusal or UNCOVERED)
         if _has_ticket(connection, surface):
@@ -187,9 +189,6 @@ class SurfaceAuth:
         _set_cookie(response, connection, STATE_COOKIE, state, STATE_TTL)
         return response
 
-    def _exempt(self, path: str) -> bool:
-        return any(_under(path, exempt) for exempt in self.exempt_paths)
-
     def _closing_on_shutdown(self, receive: Receive) -> Receive:
         """Flush the access reports before the app hears of the shutdown."""
 
@@ -260,12 +259,19 @@ def _metadata(config: SurfaceConfig, scope: Scope, issuer: str) -> Response | No
     return JSONResponse({"error": "not_found"}, 404, NO_STORE)
 
 
-def _malformed(connection: HTTPConnection) -> Decision | None:
+def _sent_path(scope: Scope) -> str:
+    """The path as the client sent it (still percent-encoded), which ``normal_path`` decodes
+    once; the server's decoded ``path`` when it keeps no raw one."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1").partition("?")[0] if raw else quote(scope["path"])
+
+
+def _malformed(connection: HTTPConnection, path: str | None) -> Decision | None:
     """A refusal for requests no surface should be asked about, or None."""
     if "access_token" in connection.query_params:
         reason = "access tokens are not accepted in the query string"
-    elif any(segment in (".", "..") for segment in connection.scope["path"].split("/")):
-        reason = "the path has dot segments"
+    elif path is None:
+        reason = "the path is not in normal form"
     elif len(connection.headers.getlist("authorization")) > 1:
         reason = "send one Authorization header"
     else:

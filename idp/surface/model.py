@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 KINDS = ("api", "mcp", "page", "webhook")
 METHODS = ("public", "api_key", "oauth", "session", "signature")
@@ -60,6 +61,21 @@ class Surface:
         """True if a request for ``path`` is on this surface (the path or below it)."""
         base = self.path.rstrip("/")
         return path == self.path or path == base or path.startswith(base + "/")
+
+
+def normal_path(sent: str) -> str | None:
+    """The path of a request as sent (still percent-encoded), decoded once as a backend reads
+    it; None when a backend might resolve it onto another surface than the one it names:
+    ``.`` or ``..`` segments, an empty segment before the last, a backslash, or a ``;``
+    (path parameters, which some servers strip before routing). The sibling middleware and
+    ``idp``'s decision endpoint both judge paths by this one rule."""
+    path = unquote(sent)
+    segments = path.split("/")[1:]
+    if not path.startswith("/") or "\\" in path or ";" in path:
+        return None
+    if "" in segments[:-1] or any(segment in (".", "..") for segment in segments):
+        return None
+    return path
 
 
 def surface_for(surfaces: Iterable[Surface], path: str, name: str | None = None) -> Surface | None:

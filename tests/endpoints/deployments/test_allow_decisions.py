@@ -117,6 +117,20 @@ async def test_a_client_pattern_lets_that_clients_own_token_pass(
     ).status_code == 403
 
 
+async def test_a_percent_in_an_address_is_encoded_so_no_two_addresses_read_the_same(
+    proxy: httpx.AsyncClient, provider: Provider, machine: dict[str, Any]
+) -> None:
+    literal = await person_token(provider, "p%C3%A4t@acme.com")
+    accented = await person_token(provider, "pät@acme.com")
+
+    first = await decide(proxy, machine["id"], "/api/data", headers=bearer(literal))
+    second = await decide(proxy, machine["id"], "/api/data", headers=bearer(accented))
+
+    assert first.headers["x-idp-email"] == "p%25C3%25A4t@acme.com"
+    assert second.headers["x-idp-email"] == "p%C3%A4t@acme.com"
+    assert first.headers["x-idp-principal"] != second.headers["x-idp-principal"]
+
+
 async def test_a_client_pattern_does_not_let_the_people_using_that_client_pass(
     http: httpx.AsyncClient,
     proxy: httpx.AsyncClient,

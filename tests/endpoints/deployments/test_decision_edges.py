@@ -104,6 +104,7 @@ DOTTED = {
     "dot-dot": "/public/../api/data",
     "dot": "/public/./../api/data",
     "double-slash": "/public//../api/data",
+    "path-parameter": "/api;x/data",  # servers that strip ;params route it to /api/data
 }
 
 

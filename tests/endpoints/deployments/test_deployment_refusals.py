@@ -71,6 +71,11 @@ from tests.endpoints.deployments.sample import (
         pytest.param(deployment(allow=["@acme.*"]), "allow", id="bad-deployment-allow"),
         pytest.param(deployment(api_surface(path="../x")), "surfaces[0].path", id="relative-path"),
         pytest.param(
+            deployment(api_surface(path="/private%20data")), "surfaces[0].path", id="encoded-path"
+        ),
+        pytest.param(deployment(api_surface(path="/api;v=1")), "surfaces[0].path", id="semicolon"),
+        pytest.param(deployment(name="Acme\r\nBcc: x@evil.example"), "name", id="name-two-lines"),
+        pytest.param(
             deployment(api_surface(path="/api/../admin")), "surfaces[0].path", id="dot-dot-segment"
         ),
         pytest.param(

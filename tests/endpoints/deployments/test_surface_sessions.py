@@ -346,6 +346,9 @@ async def test_a_ticket_expires_after_a_minute(
         pytest.param("//machine.acme.dev/dashboard", id="scheme-relative"),
         pytest.param("/dashboard", id="relative"),
         pytest.param("", id="missing"),
+        pytest.param("https://machine.acme.dev//evil.example", id="empty-segment"),
+        pytest.param("https://machine.acme.dev/a/%2e%2e/dashboard", id="encoded-dot-dot"),
+        pytest.param(f"{DASHBOARD}?{TICKET_PARAM}=planted", id="planted-ticket"),
     ],
 )
 async def test_a_return_to_outside_the_deployments_urls_gets_an_error_page(
@@ -417,3 +420,24 @@ async def test_a_ticket_for_a_url_outside_the_deployment_is_refused(
 
     assert response.status_code == 400
     assert not response.headers.get_list("set-cookie")
+
+
+async def test_a_form_posted_to_a_page_without_a_session_is_refused_not_sent_to_sign_in(
+    proxy: httpx.AsyncClient, machine: dict[str, Any]
+) -> None:
+    """Only a browser reading a page is sent to sign in, as with the middleware."""
+    for redirect in ({}, {"redirect": "1"}):
+        response = await proxy.post(
+            f"/surface/decide/{machine['id']}",
+            params=redirect,
+            headers={
+                "X-Forwarded-Method": "POST",
+                "X-Forwarded-Uri": "/dashboard",
+                "X-Forwarded-Host": HOST,
+                "X-Forwarded-Proto": "https",
+            },
+        )
+
+        assert response.status_code == 401
+        assert "x-idp-sign-in" not in response.headers
+        assert not response.headers.get_list("set-cookie")

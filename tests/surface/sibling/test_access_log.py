@@ -89,7 +89,7 @@ async def test_a_refusal_before_any_check_is_reported_too(world: World) -> None:
     events = await logged(world)
 
     assert [(e.source, e.surface, e.outcome, e.reason) for e in events] == [
-        ("sibling", "api", "denied", "the path has dot segments")
+        ("sibling", "", "denied", "the path is not in normal form")
     ]
 
 
