@@ -62,7 +62,7 @@ def check_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
             _row(
                 "verification",
                 "idp.surface",
-                "at least 10,000 verifications/s on one core",
+                "at least 10,000 verifications/s on one core (realistic mix)",
                 (value, "/s"),
                 f">= {VERIFICATION_TARGET:,.0f}/s",
                 value >= VERIFICATION_TARGET,
@@ -157,12 +157,7 @@ def markdown(summary: dict[str, Any]) -> str:
             )
     verification = summary.get("verification") or {}
     if "ops_per_second" in verification:
-        lines += [
-            "",
-            f"Access-token verification in a sibling (`idp.surface.tokens.TokenVerifier`, "
-            f"{verification['alg']}, one core): **{verification['ops_per_second']:,.0f} "
-            "verifications/s**.",
-        ]
+        lines += ["", *_verification_lines(verification)]
     lines += _ratio_table(summary)
     lines += ["", "| target | subject | measured | required | result |", "|---|---|---:|---|---|"]
     for row in summary["targets"]:
@@ -174,6 +169,27 @@ def markdown(summary: dict[str, Any]) -> str:
     if summary["notes"]:
         lines += ["", "Notes:", *(f"- {note}" for note in summary["notes"])]
     return "\n".join(lines) + "\n"
+
+
+def _verification_lines(verification: dict[str, Any]) -> list[str]:
+    """Both cases of :mod:`bench.verify`; issue #7's target is the realistic one's."""
+    line = (
+        f"Access-token verification in a sibling (`idp.surface.tokens.TokenVerifier`, "
+        f"{verification['alg']}, one core): **{verification['ops_per_second']:,.0f} "
+        "verifications/s**"
+    )
+    realistic, cold = verification.get("realistic"), verification.get("cold")
+    if realistic is None or cold is None:
+        return [line + "."]
+    return [
+        f"{line} in the realistic mix ({realistic['pool']} distinct tokens, each presented "
+        f"{realistic['uses_per_token']} times in a shuffled order, "
+        f"{realistic['cache_hit_ratio']:.0%} served from the verifier's cache of verified "
+        f"signatures); **{cold['ops_per_second']:,.0f} verifications/s** cold (every token new "
+        f"to the verifier: {cold['cache_hit_ratio']:.0%} cache hits). The target of 10,000/s "
+        "applies to the realistic mix; every verification, cached or not, checks `typ`, `iss`, "
+        "the times, the audience and the scope, and that the key is still published.",
+    ]
 
 
 def _ratio_table(summary: dict[str, Any]) -> list[str]:

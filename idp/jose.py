@@ -20,6 +20,8 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 MAX_TOKEN_LENGTH = 8192
 ASYMMETRIC = frozenset({"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"})
 KEY_SOURCES = frozenset({"jwk", "jku", "x5u", "x5c"})
+# One registry per algorithm, each accepting only that algorithm: built once, never changed.
+_REGISTRIES = {alg: jws.JWSRegistry(algorithms=[alg]) for alg in ASYMMETRIC}
 
 PublicKey = ECKey | RSAKey | OKPKey
 KeyResolver = Callable[[dict[str, Any]], PublicKey | None]
@@ -33,18 +35,17 @@ class InvalidJWT(Exception):
 class Verified:
     header: dict[str, Any]
     claims: dict[str, Any]
+    payload: bytes  # the signed claims as they came, for callers that keep a verified token
 
 
 def verify_compact(token: str, resolve: KeyResolver, algorithms: Collection[str]) -> Verified:
-    """Check a compact JWS's header and signature; return its header and claims."""
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise InvalidJWT("token is too long")
-    if token.count(".") != 2:
-        raise InvalidJWT("not a compact JWS")
-    try:
-        header = jws.extract_compact(token.encode("ascii")).headers()
-    except (JoseError, ValueError, UnicodeError):
-        raise InvalidJWT("malformed token") from None
+    """Check a compact JWS's header and signature; return its header and claims.
+
+    The token is parsed once; joserfc checks the header against its registry and verifies the
+    signature on that same parse.
+    """
+    signed = _parsed(token)
+    header = signed.headers()
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms or alg not in ASYMMETRIC:
         raise InvalidJWT("algorithm not accepted")
@@ -56,16 +57,37 @@ def verify_compact(token: str, resolve: KeyResolver, algorithms: Collection[str]
     if key is None:
         raise InvalidJWT("unknown signing key")
     try:
-        signed = jws.deserialize_compact(token, key, algorithms=[alg])
+        valid = jws.validate_compact(signed, key, registry=_REGISTRIES[alg])
     except (JoseError, ValueError):
-        raise InvalidJWT("bad signature") from None
+        valid = False
+    if not valid:
+        raise InvalidJWT("bad signature")
+    return Verified(header, _claims(signed.payload), signed.payload)
+
+
+def _parsed(token: str) -> jws.CompactSignature:
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidJWT("token is too long")
+    if token.count(".") != 2 or not token.isascii():
+        raise InvalidJWT("not a compact JWS")
     try:
-        claims = orjson.loads(signed.payload)
+        signed = jws.extract_compact(token.encode("ascii"))
+    except (JoseError, ValueError):
+        raise InvalidJWT("malformed token") from None
+    # joserfc only asks whether the header contains "alg", which '"alg"' and '["alg"]' do.
+    if not isinstance(signed.headers(), dict):
+        raise InvalidJWT("malformed token")
+    return signed
+
+
+def _claims(payload: bytes) -> dict[str, Any]:
+    try:
+        claims = orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise InvalidJWT("claims are not JSON") from None
     if not isinstance(claims, dict):
         raise InvalidJWT("claims are not a JSON object")
-    return Verified(header, claims)
+    return claims
 
 
 def check_claims(

@@ -183,6 +183,11 @@ def _not_json_header(keys: Keys) -> str:
     return f"{_b64(b'not json')}.{_b64(orjson.dumps(CLAIMS))}.{_b64(b'sig')}"
 
 
+def _header_not_an_object(header: bytes) -> Callable[[Keys], str]:
+    # joserfc only asks whether the decoded header contains "alg": a JSON string or list does.
+    return lambda keys: f"{_b64(header)}.{_b64(orjson.dumps(CLAIMS))}.{_b64(b'sig')}"
+
+
 def _not_ascii(keys: Keys) -> str:
     header, payload, signature = keys.es256().split(".")
     return f"{header}.{payload}\u00e9.{signature}"
@@ -213,6 +218,8 @@ REFUSED = [
     pytest.param(lambda k: k.es256()[:-4], ["ES256"], id="truncated-signature"),
     pytest.param(_claims_not_an_object, ["ES256"], id="claims-not-an-object"),
     pytest.param(_not_json_header, ["ES256"], id="header-not-json"),
+    pytest.param(_header_not_an_object(b'"alg"'), ["ES256"], id="header-a-json-string"),
+    pytest.param(_header_not_an_object(b'["alg"]'), ["ES256"], id="header-a-json-list"),
     pytest.param(_not_ascii, ["ES256"], id="not-ascii"),
     pytest.param(lambda k: "", ["ES256"], id="empty"),
     pytest.param(lambda k: "..", ["ES256"], id="empty-parts"),
