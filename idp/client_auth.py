@@ -35,7 +35,7 @@ from idp.jose import (
 )
 from idp.provider import Provider
 from idp.ratelimit import limit
-from idp.store import Client
+from idp.store import Client, Resource
 
 CHOSEN_SECRET_ATTEMPTS = 30
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -54,9 +54,22 @@ class Presented:
 
 async def authenticate(provider: Provider, request: Request, params: Params) -> Client:
     """The authenticated client, or :class:`InvalidClient`."""
+    client, _ = await authenticate_with(provider, request, params, None)
+    return client
+
+
+async def authenticate_with(
+    provider: Provider, request: Request, params: Params, resource: str | None
+) -> tuple[Client, Resource | None]:
+    """:func:`authenticate`, also reading the resource with the URI ``resource`` (if given) in
+    the same store call as the client: the token endpoint needs both."""
     presented = presented_credentials(request, params)
     basic = "authorization" in request.headers
-    client = await provider.store.get_client(presented.client_id)
+    if resource is None:
+        client, found = await provider.store.get_client(presented.client_id), None
+    else:
+        store = provider.store
+        client, found = await store.get_client_and_resource(presented.client_id, resource)
     if client is None:
         raise InvalidClient("client authentication failed", detail="unknown client", basic=basic)
     if client.auth_method != presented.method:
@@ -69,7 +82,7 @@ async def authenticate(provider: Provider, request: Request, params: Params) -> 
         await _check_secret(provider, client, presented, basic)
     elif presented.method == "private_key_jwt":
         await _check_assertion(provider, client, presented)
-    return client
+    return client, found
 
 
 def presented_credentials(request: Request, params: Params) -> Presented:

@@ -6,6 +6,7 @@ body. A parameter sent twice is refused (RFC 6749 section 3.1) unless the spec l
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from idp.errors import NO_STORE, InvalidRequest, OAuthError
 
@@ -135,6 +137,63 @@ def json_response(
 def no_store_json(body: Any, status: int = 200) -> Response:
     """A JSON response that caches must not keep (RFC 6749 section 5.1)."""
     return json_response(body, status, NO_STORE)
+
+
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
+
+def strong_etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def etag_matches(if_none_match: str, etag: str) -> bool:
+    """Whether an ``If-None-Match`` field names ``etag``: ``*``, or any listed entity tag by
+    the weak comparison that field uses (RFC 9110 section 13.1.2)."""
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """An ASGI answer sent as often as asked: the same bytes for every request (metadata, the
+    JWKS) with their headers built once, a strong ETag, and 304 Not Modified, without a body,
+    to a client that already holds them (RFC 9110 section 15.4.5)."""
+
+    body: bytes
+    etag: str
+    headers: RawHeaders
+    validators: RawHeaders
+
+    @classmethod
+    def of(cls, body: bytes, media_type: str, max_age: int, etag: str | None = None) -> Document:
+        """``etag`` when the caller already has one for ``body``, else one computed from it."""
+        etag = etag or strong_etag(body)
+        validators = (
+            (b"etag", etag.encode("ascii")),
+            (b"cache-control", f"public, max-age={max_age}".encode("ascii")),
+        )
+        content = (
+            (b"content-type", media_type.encode("ascii")),
+            (b"content-length", str(len(body)).encode("ascii")),
+        )
+        return cls(body, etag, content + validators, validators)
+
+    def held_by(self, scope: Scope) -> bool:
+        """Whether the request's ``If-None-Match`` fields name this document's ETag."""
+        for name, _ in scope["headers"]:
+            if name == b"if-none-match":
+                fields = [value for name, value in scope["headers"] if name == b"if-none-match"]
+                return etag_matches(b",".join(fields).decode("latin-1"), self.etag)
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.held_by(scope):
+            status, headers, body = 304, self.validators, b""
+        else:
+            status, headers, body = 200, self.headers, self.body
+        # Fresh message objects each time: a layer outside may change what it is sent.
+        await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+        await send({"type": "http.response.body", "body": body})
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -4,8 +4,8 @@
 ``json`` format for machines or the ``text`` format for a developer's terminal.
 :class:`RequestLog` is the outermost ASGI middleware: it gives each request an id (a well-formed
 ``X-Request-Id`` from the caller, or a new one), returns it in the response, stamps it on every
-record logged while the request runs, writes one access line per request, and answers our own
-faults with a JSON 500 that carries no trace.
+record logged while the request runs, writes one access line per request, reports the request
+to the HTTP metrics, and answers our own faults with a JSON 500 that carries no trace.
 
 The access line names the route template (``/invites/{token}``), never the path itself, nor the
 query string, headers or cookies: paths and queries carry invite tokens, codes and sign-in links.
@@ -13,13 +13,12 @@ query string, headers or cookies: paths and queries carry invite tokens, codes a
 
 from __future__ import annotations
 
-import datetime
 import logging
+import os
 import re
 import time
-import uuid
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from starlette.requests import Request
@@ -31,6 +30,8 @@ from idp.errors import ServerError
 from idp.http import Network, client_address
 
 REQUEST_ID_HEADER = b"x-request-id"
+# Where the route template of a request is kept once known (see route_template).
+ROUTE_TEMPLATE = "idp.route_template"
 # A caller's id is kept only when it is short and plain, so it cannot forge or break log lines.
 WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Probes hit these every few seconds; their successes are logged at DEBUG.
@@ -63,9 +64,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: ``time``, ``level``, ``logger``, ``message``, ``request_id``
     inside a request, the record's extra fields, and ``exc_type``/``exc_trace`` for a fault."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.stamp = UtcStamp()
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": _utc(record.created),
+            "time": self.stamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -99,9 +104,27 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def _utc(created: float) -> str:
-    moment = datetime.datetime.fromtimestamp(created, datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+class UtcStamp:
+    """``2026-12-04T17:20:30.123Z`` for a :func:`time.time` value. The last stamp is kept and
+    the part up to the second is formatted once a second: under load many lines share them."""
+
+    def __init__(self) -> None:
+        self._second: tuple[int, str] = (-1, "")
+        self._last: tuple[int, str] = (-1, "")
+
+    def __call__(self, created: float) -> str:
+        millis = int(created * 1000)
+        last = self._last  # one object each, so threads in between cannot mix two stamps
+        if last[0] == millis:
+            return last[1]
+        whole, fraction = divmod(millis, 1000)
+        second = self._second
+        if second[0] != whole:
+            second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+            self._second = second
+        stamp = f"{second[1]}.{fraction:03d}Z"
+        self._last = (millis, stamp)
+        return stamp
 
 
 def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
@@ -135,56 +158,97 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
     }
 
 
-def request_id_of(scope: Scope) -> str:
-    """The caller's ``X-Request-Id`` if it came once and is well formed, else a new id."""
+class RequestIds:
+    """New request ids of 128 random bits from the operating system, drawn a few hundred at
+    a time: one system call for each id would cost as much as the rest of making it."""
+
+    def __init__(self, batch: int = 256) -> None:
+        self._size = 16 * batch
+        self._random = b""
+        self._at = 0
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._random):
+            self._random, at = os.urandom(self._size), 0
+        self._at = at + 16
+        return self._random[at : at + 16].hex()
+
+
+def given_request_id(scope: Scope) -> str | None:
+    """The caller's ``X-Request-Id`` if it came once and is well formed."""
     given: list[bytes] = [value for name, value in scope["headers"] if name == REQUEST_ID_HEADER]
     if len(given) == 1:
         value = given[0].decode("latin-1")
         if WELL_FORMED_ID.fullmatch(value):
             return value
-    return uuid.uuid4().hex
+    return None
 
 
 def route_template(scope: Scope) -> str | None:
     """The template of the route that served the request (``/register/{client_id}``), with
-    the issuer's path in front; None when no route matched."""
-    route = scope.get("route")
-    if not isinstance(route, Route):
-        return None
-    return str(scope.get("root_path", "")) + route.path
+    the issuer's path in front; None when no route matched. Kept in the scope once known."""
+    template: str | None = scope.get(ROUTE_TEMPLATE)
+    if template is None:
+        route = scope.get("route")
+        if not isinstance(route, Route):
+            return None
+        template = scope[ROUTE_TEMPLATE] = str(scope.get("root_path", "")) + route.path
+    return template
+
+
+class RequestMetrics(Protocol):
+    """What :class:`RequestLog` reports to the metrics (:class:`idp.metrics.HttpMetrics`)."""
+
+    def started(self) -> None: ...
+
+    def finished(self, route: str | None, method: str, status: int, seconds: float) -> None: ...
 
 
 class RequestLog:
-    """The request id, the access line and the last word on faults; see the module docstring.
+    """The request id, the access line, the metrics and the last word on faults; see the
+    module docstring. One middleware does it all, so every request pays for one layer.
 
     ``trusted`` are the proxies whose ``X-Forwarded-For`` names the client (IDP_TRUSTED_PROXIES).
+    ``metrics`` hears of each request's start and end: its time runs to the response's last
+    byte, and a request without an answer counts as the 500 the server sends.
     """
 
-    def __init__(self, app: ASGIApp, trusted: tuple[Network, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        trusted: tuple[Network, ...] = (),
+        metrics: RequestMetrics | None = None,
+    ) -> None:
         self.app = app
         self.trusted = trusted
+        self.metrics = metrics
+        self.new_id = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_of(scope)
+        request_id = given_request_id(scope) or self.new_id()
+        id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
         context = REQUEST_ID.set(request_id)
+        if self.metrics is not None:
+            self.metrics.started()
         started = time.perf_counter()
         status: int | None = None
+        answered: float | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() != REQUEST_ID_HEADER
-                ]
-                headers.append((REQUEST_ID_HEADER, request_id.encode("ascii")))
-                message = {**message, "headers": headers}
+                # ASGI header names are lower case; an app's own id gives way to this one.
+                headers = [pair for pair in message.get("headers", ()) if pair[0] != id_header[0]]
+                headers.append(id_header)
+                message["headers"] = headers
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                answered = time.perf_counter()
 
         try:
             await self.app(scope, receive, send_with_id)
@@ -193,24 +257,41 @@ class RequestLog:
             if status is None:
                 await ServerError().response()(scope, receive, send_with_id)
         finally:
-            self._access_line(scope, status, time.perf_counter() - started)
-            REQUEST_ID.reset(context)
+            try:
+                end = time.perf_counter()
+                self._ended(scope, status, end - started, (answered or end) - started)
+            finally:
+                REQUEST_ID.reset(context)
 
-    def _access_line(self, scope: Scope, status: int | None, seconds: float) -> None:
+    def _ended(
+        self,
+        scope: Scope,
+        status: int | None,
+        seconds: float,
+        answer_seconds: float,
+    ) -> None:
+        """The access line (``seconds`` to the end of the request) and the metrics
+        (``answer_seconds`` to the response's last byte)."""
         route = route_template(scope)
+        method = scope["method"]
         quiet = route in PROBE_ROUTES and status is not None and status < 400
-        fields = {
-            "method": scope["method"],
-            "route": route,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 1),
-            "client": client_address(Request(scope), self.trusted),
-        }
-        log.log(
-            logging.DEBUG if quiet else logging.INFO,
-            "%s %s %s",
-            scope["method"],
-            route or "(no route)",
-            status if status is not None else "(no response)",
-            extra=fields,
-        )
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            fields = {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 1),
+                "client": self._client(scope),
+            }
+            said = "(no response)" if status is None else status
+            log.log(level, "%s %s %s", method, route or "(no route)", said, extra=fields)
+        if self.metrics is not None:
+            answer = 500 if status is None else status
+            self.metrics.finished(route, method, answer, answer_seconds)
+
+    def _client(self, scope: Scope) -> str:
+        if self.trusted:
+            return client_address(Request(scope), self.trusted)
+        peer = scope.get("client")
+        return str(peer[0]) if peer else "unknown"

@@ -24,7 +24,8 @@ def canonical_uri(uri: str) -> str:
     Raises ``ValueError`` for anything else. The path is kept as it is: a trailing slash is
     significant.
     """
-    if any(ord(char) <= 0x20 or ord(char) >= 0x7F for char in uri):
+    # Printable ASCII but the space: what ``0x20 < ord(char) < 0x7F`` allows, for each char.
+    if not (uri.isascii() and uri.isprintable()) or " " in uri:
         raise ValueError("must not contain spaces, control or non-ASCII characters")
     try:
         parts = urlsplit(uri)
@@ -38,8 +39,21 @@ def canonical_uri(uri: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, parts.query, ""))
 
 
-async def requested_resource(store: Store, params: Params) -> Resource:
-    """The one registered resource the request names in ``resource``."""
+def named_resource(params: Params) -> str | None:
+    """The canonical URI of the one resource the request names, if it names exactly one valid
+    URI; what else it says is for :func:`requested_resource` and the grants to refuse."""
+    uris = params.all("resource")
+    if len(uris) != 1:
+        return None
+    try:
+        return canonical_uri(uris[0])
+    except ValueError:
+        return None
+
+
+async def requested_resource(store: Store, params: Params, named: Resource | None) -> Resource:
+    """The one registered resource the request names in ``resource``; ``named`` is that
+    resource if the caller already read it (:func:`named_resource`)."""
     uris = params.all("resource")
     if not uris:
         raise InvalidTarget("the resource parameter is required")
@@ -49,7 +63,7 @@ async def requested_resource(store: Store, params: Params) -> Resource:
         uri = canonical_uri(uris[0])
     except ValueError as exc:
         raise InvalidTarget(f"resource {exc}") from None
-    resource = await store.get_resource(uri)
+    resource = named if named is not None and named.uri == uri else await store.get_resource(uri)
     if resource is None:
         raise InvalidTarget("unknown resource")
     return resource

@@ -55,10 +55,14 @@ async def current_session(provider: Provider, request: Request) -> Session | Non
     now = provider.now()
     if session.expires_at <= now or session.idle_until <= now:
         return None
-    saved = await _save(provider, value, session, now)
-    # A sign-out racing with this read may have deleted the row just before _save wrote it
-    # back; the marker it writes first tells us, and the row goes again.
-    if await session_ended(provider, session.sid):
+    # A sign-out racing with this read may have deleted the row just before it is written back
+    # here; the marker it writes first tells us (read after the write, in the same round
+    # trip), and the row goes again.
+    saved = _extended(provider, session, now)
+    ended = await provider.ephemeral.put_and_get(
+        _key(value), _dump(saved), _idle_ttl(saved, now), _ended_key(session.sid)
+    )
+    if ended is not None:
         await provider.ephemeral.delete(_key(value))
         return None
     return saved
@@ -113,13 +117,24 @@ async def _forget(provider: Provider, request: Request) -> None:
 
 
 async def _save(provider: Provider, value: str, session: Session, now: int) -> Session:
-    """Store the session with its idle expiry moved to ``now`` + the idle lifetime.
+    """Store the session with its idle expiry moved to ``now`` + the idle lifetime."""
+    session = _extended(provider, session, now)
+    await provider.ephemeral.put(_key(value), _dump(session), _idle_ttl(session, now))
+    return session
+
+
+def _extended(provider: Provider, session: Session, now: int) -> Session:
+    """The session with its idle expiry moved to ``now`` + the idle lifetime.
 
     Expiry is checked on our clock; the store's own expiry only clears the row.
     """
     idle_until = min(now + provider.settings.session_idle_ttl, session.expires_at)
-    session = replace(session, idle_until=idle_until)
-    await provider.ephemeral.put(
-        _key(value), orjson.dumps(asdict(session)), max(idle_until - now, 1)
-    )
-    return session
+    return replace(session, idle_until=idle_until)
+
+
+def _idle_ttl(session: Session, now: int) -> int:
+    return max(session.idle_until - now, 1)
+
+
+def _dump(session: Session) -> bytes:
+    return orjson.dumps(asdict(session))

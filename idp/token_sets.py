@@ -16,7 +16,7 @@ from idp.http import Params
 from idp.id_tokens import DEFAULT_ALG, mint_id_token, standard_claims
 from idp.provider import Provider
 from idp.resources import canonical_uri
-from idp.store import Client, RefreshToken
+from idp.store import Client, RefreshToken, Resource, StoreUnavailable, User
 from idp.tokens import Grant, mint_access_token, new_jti
 
 OIDC_ONLY = frozenset({"openid", "profile", "email", "offline_access"})
@@ -61,17 +61,25 @@ class Target:
 
 
 async def check_request(
-    provider: Provider, auth: Authorization, params: Params, scope: str | None
-) -> None:
-    """Refuse a request :func:`issue` would refuse, before anything is consumed."""
-    await audience(provider, params, narrowed(auth, scope))
+    provider: Provider,
+    auth: Authorization,
+    params: Params,
+    scope: str | None,
+    named: Resource | None,
+) -> Target:
+    """Refuse a request :func:`issue` would refuse, before anything is consumed; the target
+    found here is the one :func:`issue` is then given. ``named`` is the resource the request
+    names, if the token endpoint read it already."""
+    return await audience(provider, params, narrowed(auth, scope), named)
 
 
 def userinfo_resource(provider: Provider) -> str:
     return provider.settings.endpoint("/userinfo")
 
 
-async def audience(provider: Provider, params: Params, auth: Authorization) -> Target:
+async def audience(
+    provider: Provider, params: Params, auth: Authorization, named: Resource | None = None
+) -> Target:
     """The one resource this access token is for, and its token lifetime.
 
     ``resource`` at the token endpoint picks among the granted ones; without it, the single
@@ -98,7 +106,10 @@ async def audience(provider: Provider, params: Params, auth: Authorization) -> T
         raise InvalidTarget("no resource was granted for these scopes")
     else:
         raise InvalidTarget("several resources were granted: name one in 'resource'")
-    resource = await provider.store.get_resource(uri)
+    if named is not None and named.uri == uri:
+        resource: Resource | None = named
+    else:
+        resource = await provider.store.get_resource(uri)
     if resource is None:
         raise InvalidTarget("the resource no longer exists")
     deployed = resource.deployment_id is not None
@@ -115,11 +126,10 @@ def access_scopes(auth: Authorization, target: Target) -> tuple[str, ...]:
     return tuple(scope for scope in auth.scopes if scope in target.offered)
 
 
-async def person_claims(provider: Provider, user_id: str, target: Target) -> dict[str, Any]:
+def person_claims(user: User, target: Target) -> dict[str, Any]:
     """``email`` and ``email_verified`` for a deployment's resource (RFC 9068 section 2.2.1
     allows identity claims the resource needs), nothing for others."""
-    user = await provider.store.get_user(user_id) if target.for_deployment else None
-    if user is None:
+    if not target.for_deployment:
         return {}
     return {"email": user.email, "email_verified": user.email_verified}
 
@@ -147,19 +157,20 @@ async def issue(
     provider: Provider,
     client: Client,
     auth: Authorization,
-    params: Params,
     *,
+    target: Target,
+    user: User,
     family: tuple[str, int] | None = None,
     scope: str | None = None,
 ) -> TokenSet:
-    """Mint the token set; ``family`` continues a refresh family (id, absolute expiry).
+    """Mint the token set for ``user`` (as read by the grant) and the ``target`` that
+    :func:`check_request` found; ``family`` continues a refresh family (id, absolute expiry).
 
     ``scope`` narrows this access and ID token; a refresh token keeps the whole grant
     (RFC 6749 section 6).
     """
     whole = auth
     auth = narrowed(auth, scope)
-    target = await audience(provider, params, auth)
     ttl = target.ttl
     now = provider.now()
     grant = Grant(
@@ -169,7 +180,7 @@ async def issue(
         scopes=access_scopes(auth, target),
         ttl=ttl,
         grant_type="authorization_code",
-        claims=await person_claims(provider, auth.user_id, target),
+        claims=person_claims(user, target),
     )
     signer = provider.keys.signer(provider.settings.access_token_alg)
     jti = new_jti()
@@ -177,7 +188,7 @@ async def issue(
     body: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer", "expires_in": ttl}
     body["scope"] = " ".join(auth.scopes)
     if "openid" in auth.scopes:
-        body["id_token"] = await _id_token(provider, client, auth, access_token, now)
+        body["id_token"] = _id_token(provider, client, auth, user, access_token, now)
     refresh_family = None
     if family is not None or wants_refresh_token(client, auth):
         family = family or (
@@ -188,11 +199,15 @@ async def issue(
     return TokenSet(body, jti, now + ttl, refresh_family)
 
 
-async def _id_token(
-    provider: Provider, client: Client, auth: Authorization, access_token: str, now: int
+def _id_token(
+    provider: Provider,
+    client: Client,
+    auth: Authorization,
+    user: User,
+    access_token: str,
+    now: int,
 ) -> str:
     alg = str(client.metadata.get("id_token_signed_response_alg", DEFAULT_ALG))
-    user = await provider.store.get_user(auth.user_id)
     return mint_id_token(
         provider.keys.signer(alg),
         provider.settings.issuer,
@@ -204,7 +219,7 @@ async def _id_token(
         access_token=access_token,
         now=now,
         ttl=provider.settings.id_token_ttl,
-        extra=standard_claims(user, auth.scopes) if user else None,
+        extra=standard_claims(user, auth.scopes),
     )
 
 
@@ -216,9 +231,10 @@ async def _refresh_token(
     settings = provider.settings
     family_id, family_expires_at = family
     value = new_secret()
+    minted = refresh_token_hash(value)
     await provider.store.add_refresh_token(
         RefreshToken(
-            token_hash=refresh_token_hash(value),
+            token_hash=minted,
             family_id=family_id,
             client_id=auth.client_id,
             user_id=auth.user_id,
@@ -231,8 +247,14 @@ async def _refresh_token(
             family_expires_at=family_expires_at,
         )
     )
-    if await family_revoked(provider, family_id):
-        await provider.store.delete_refresh_token(refresh_token_hash(value))
+    try:
+        revoked = await family_revoked(provider, family_id)
+    except StoreUnavailable:
+        # Whether the family lives is unknown, and the token will not be handed out.
+        await provider.store.delete_refresh_token(minted)
+        raise
+    if revoked:
+        await provider.store.delete_refresh_token(minted)
         raise InvalidGrant("the grant was revoked")
     return family_id, value
 

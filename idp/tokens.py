@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from joserfc import jwt
+import orjson
+from joserfc import jws
 
 from idp.hashing import new_secret
 from idp.jose import InvalidJWT, PublicKey, check_claims, verify_compact
@@ -56,7 +57,10 @@ def mint_access_token(
     if grant.grant_type == CLIENT_CREDENTIALS:
         claims["gty"] = CLIENT_CREDENTIALS
     header = {"alg": signer.alg, "typ": ACCESS_TOKEN_TYPE, "kid": signer.kid}
-    return jwt.encode(header, claims, signer.key, algorithms=[signer.alg])
+    # The claims are built above, so they go to the JWS as they are: jwt.encode would check
+    # and convert them again, which costs a fifth of the signing.
+    payload = orjson.dumps(claims)
+    return jws.serialize_compact(header, payload, signer.key, algorithms=[signer.alg])
 
 
 def new_jti() -> str:

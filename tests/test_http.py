@@ -1,4 +1,5 @@
-"""The edge: parameters parsed once, client addresses behind proxies, HTTP Basic credentials."""
+"""The edge: parameters parsed once, client addresses behind proxies, HTTP Basic credentials,
+and documents served with an ETag."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import ipaddress
 import orjson
 import pytest
 from starlette.requests import Request
+from starlette.types import Message
 
 from idp.client_auth import ASSERTION_TYPE, Presented, presented_credentials
 from idp.errors import InvalidClient, InvalidRequest
-from idp.http import Network, Params, client_address
+from idp.http import Document, Network, Params, client_address, etag_matches
 
 PROXIES: tuple[Network, ...] = (
     ipaddress.ip_network("10.0.0.0/8"),
@@ -252,3 +254,82 @@ def test_client_id_alone_presents_a_public_client() -> None:
 def test_no_credentials_and_no_client_id_is_invalid_client() -> None:
     with pytest.raises(InvalidClient):
         _presented([])
+
+
+# --- Documents ------------------------------------------------------------------------------
+
+ETAG = '"0123456789abcdef0123456789abcdef"'
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "matches"),
+    [
+        (ETAG, True),
+        (f'"other", {ETAG}', True),
+        (f"W/{ETAG}", True),
+        ("*", True),
+        (' "other" , * ', True),
+        ('"other"', False),
+        (ETAG.strip('"'), False),
+        (f"{ETAG}x", False),
+        ("", False),
+    ],
+    ids=["same", "listed", "weak", "star", "star-listed", "other", "unquoted", "longer", "empty"],
+)
+def test_if_none_match_names_an_etag_listed_weakly_or_by_a_star(
+    if_none_match: str, matches: bool
+) -> None:
+    assert etag_matches(if_none_match, ETAG) is matches
+
+
+async def answer(document: Document, headers: list[tuple[bytes, bytes]]) -> list[Message]:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def receive() -> Message:
+        raise AssertionError("a document reads no body")
+
+    await document({"type": "http", "method": "GET", "headers": headers}, receive, send)
+    return sent
+
+
+async def test_a_document_is_sent_whole_with_its_validators() -> None:
+    document = Document.of(b'{"a":1}', "application/json", 300)
+
+    start, body = await answer(document, [(b"host", b"idp.test")])
+
+    assert start["status"] == 200
+    assert dict(start["headers"]) == {
+        b"content-type": b"application/json",
+        b"content-length": b"7",
+        b"etag": document.etag.encode(),
+        b"cache-control": b"public, max-age=300",
+    }
+    assert body == {"type": "http.response.body", "body": b'{"a":1}'}
+    assert document.etag == Document.of(b'{"a":1}', "application/json", 60).etag
+
+
+async def test_a_client_holding_the_document_gets_304_with_validators_and_no_body() -> None:
+    document = Document.of(b'{"a":1}', "application/json", 300)
+    fields = [(b"if-none-match", b'"other"'), (b"if-none-match", document.etag.encode())]
+
+    start, body = await answer(document, fields)
+
+    assert start["status"] == 304
+    assert dict(start["headers"]) == {
+        b"etag": document.etag.encode(),
+        b"cache-control": b"public, max-age=300",
+    }
+    assert body["body"] == b""
+
+
+async def test_each_answer_gets_message_objects_of_its_own() -> None:
+    document = Document.of(b"{}", "application/json", 300)
+
+    first, second = await answer(document, []), await answer(document, [])
+    first[0]["headers"].append((b"x-added", b"by a layer outside"))
+
+    assert (b"x-added", b"by a layer outside") not in second[0]["headers"]
+    assert (b"x-added", b"by a layer outside") not in document.headers

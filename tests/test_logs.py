@@ -9,6 +9,7 @@ covered by ``tests/endpoints/test_request_log.py`` and a real process by
 from __future__ import annotations
 
 import base64
+import datetime
 import ipaddress
 import logging
 import os
@@ -24,10 +25,19 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from idp.config import ConfigError, load_settings
 from idp.http import Network
-from idp.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, RequestLog, TextFormatter
+from idp.logs import (
+    REQUEST_ID,
+    JsonFormatter,
+    RequestIdFilter,
+    RequestIds,
+    RequestLog,
+    TextFormatter,
+    UtcStamp,
+)
 
 PEER = "203.0.113.7"
 PROXY: tuple[Network, ...] = (ipaddress.ip_network("203.0.113.0/24"),)
@@ -339,3 +349,79 @@ async def test_the_client_address_is_taken_from_trusted_proxies_only(
 
     [line] = access_lines(records)
     assert line.client == client
+
+
+# Cheap on every request
+
+
+def test_new_request_ids_are_distinct_hex_of_128_bits_beyond_one_draw() -> None:
+    new_id = RequestIds(batch=4)
+
+    ids = [new_id() for _ in range(50)]
+
+    assert len(set(ids)) == 50
+    assert all(len(value) == 32 and int(value, 16) >= 0 for value in ids)
+
+
+@pytest.mark.parametrize(
+    "created", [0.0005, 1_700_000_000.0, 1_700_000_000.9996, 1_799_999_999.5, 1_800_000_000.123]
+)
+def test_stamps_read_as_iso_utc_to_the_millisecond(created: float) -> None:
+    stamp = UtcStamp()
+    moment = datetime.datetime.fromtimestamp(created, datetime.UTC)
+
+    first, again = stamp(created), stamp(created)
+
+    assert first == again == moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Recorder:
+    """Stands in for the HTTP metrics: what RequestLog reports, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def started(self) -> None:
+        self.calls.append(("started",))
+
+    def finished(self, route: str | None, method: str, status: int, seconds: float) -> None:
+        assert seconds >= 0
+        self.calls.append(("finished", route, method, status))
+
+
+async def test_each_request_is_reported_to_the_metrics() -> None:
+    recorder = Recorder()
+    app = make_app()
+    app.user_middleware = [Middleware(RequestLog, metrics=recorder)]
+    transport = httpx.ASGITransport(app=app, client=(PEER, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="https://idp.test") as http:
+        await http.get("/items/1")
+        await http.get("/fault")
+        await http.get("/no/such/path")
+
+    assert recorder.calls == [
+        ("started",),
+        ("finished", "/items/{item_id}", "GET", 200),
+        ("started",),
+        ("finished", "/fault", "GET", 500),
+        ("started",),
+        ("finished", None, "GET", 404),
+    ]
+
+
+async def test_a_request_left_without_an_answer_counts_as_500() -> None:
+    recorder = Recorder()
+
+    async def silent(scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        raise AssertionError("nothing is sent")
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "client": (PEER, 1)}
+    await RequestLog(silent, metrics=recorder)(scope, receive, send)
+
+    assert recorder.calls == [("started",), ("finished", None, "GET", 500)]

@@ -1,5 +1,5 @@
 """Where ``/metrics`` is served, how ``idp serve`` prepares several workers to share their
-numbers, and the closed label sets."""
+numbers, the closed label sets, and how HTTP requests are counted."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from idp import metrics
 from idp.config import ConfigError, Settings, load_settings
-from idp.metrics import scrapes
+from idp.metrics import HttpMetrics, scrapes
 
 KEK = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii")
 PROD = {"env": "prod", "issuer": "https://id.example.com", "key_encryption_key": KEK}
@@ -150,3 +151,45 @@ def test_past_its_cap_a_label_takes_the_value_other() -> None:
         "other",
         "b",
     ]
+
+
+# HTTP requests: counted and timed by RequestLog's reports
+
+
+def http_samples(route: str) -> dict[tuple[str, str], float]:
+    """This process's HTTP request samples for ``GET route`` answered 200, by name and bucket."""
+    wanted = {"route": route, "method": "GET", "status": "200"}
+    return {
+        (sample.name, sample.labels.get("le", "")): sample.value
+        for family in REGISTRY.collect()
+        if family.name in ("idp_http_requests", "idp_http_request_duration_seconds")
+        for sample in family.samples
+        if {key: sample.labels.get(key) for key in wanted} == wanted
+    }
+
+
+def test_each_request_is_counted_and_timed_in_its_bucket() -> None:
+    http_metrics = HttpMetrics()
+    for seconds in (0.0004, 0.003, 0.02, 0.02, 0.7, 11.0):
+        http_metrics.started()
+        http_metrics.finished("/test/counted", "GET", 200, seconds)
+
+    samples = http_samples("/test/counted")
+    assert samples[("idp_http_requests_total", "")] == 6
+    assert samples[("idp_http_request_duration_seconds_bucket", "0.025")] == 4
+    assert samples[("idp_http_request_duration_seconds_sum", "")] == pytest.approx(11.7434)
+
+
+def test_requests_in_flight_go_up_and_back_down() -> None:
+    http_metrics = HttpMetrics()
+    before = REGISTRY.get_sample_value("idp_http_requests_in_flight")
+    assert before is not None
+
+    http_metrics.started()
+    http_metrics.started()
+    serving = REGISTRY.get_sample_value("idp_http_requests_in_flight")
+    for _ in range(2):
+        http_metrics.finished("/test/in-flight", "GET", 200, 0.001)
+
+    assert serving == before + 2
+    assert REGISTRY.get_sample_value("idp_http_requests_in_flight") == before

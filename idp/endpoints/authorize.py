@@ -74,7 +74,7 @@ async def _authorize(provider: Provider, request: Request, browser: str) -> Resp
         return error_page("This sign-in request cannot be used", exc.message)
     except Refused as exc:
         return error_redirect(exc.request, provider.settings.issuer, exc.error)
-    return await proceed(provider, request, checked)
+    return await _answer(provider, checked, session)
 
 
 @page_endpoint
@@ -95,10 +95,16 @@ async def resume(request: Request) -> Response:
 
 async def proceed(provider: Provider, request: Request, pending: AuthorizationRequest) -> Response:
     """Ask for what is missing (sign-in, consent), or send a code to the client."""
+    return await _answer(provider, pending, await current_session(provider, request))
+
+
+async def _answer(
+    provider: Provider, pending: AuthorizationRequest, session: Session | None
+) -> Response:
+    """:func:`proceed` with the browser's session as the caller already read it."""
     client = await provider.store.get_client(pending.client_id)
     if client is None:
         return error_page("This sign-in request cannot be used", "The application is gone.")
-    session = await current_session(provider, request)
     try:
         if session is None or needs_login(provider, pending, session):
             if "none" in pending.prompt:

@@ -6,20 +6,19 @@ so the bytes are built once per set of scopes and served with an ETag.
 
 from __future__ import annotations
 
-import hashlib
-from functools import lru_cache
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from idp.authorization import OIDC_SCOPES, PROMPTS
 from idp.client_metadata import ID_TOKEN_ALGS
 from idp.config import Settings
-from idp.endpoints import provider_of
 from idp.endpoints.token import GRANTS
+from idp.http import JSON, Document
 from idp.jose import ASYMMETRIC
+from idp.provider import Provider
+from idp.store import Resource
 
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 TOKEN_AUTH_METHODS = (*CLIENT_AUTH_METHODS, "none")
@@ -77,16 +76,30 @@ def metadata(settings: Settings, scopes: tuple[str, ...]) -> dict[str, Any]:
     return document
 
 
-@lru_cache(maxsize=8)
-def _rendered(settings_key: Settings, scopes: tuple[str, ...]) -> tuple[bytes, str]:
-    body = orjson.dumps(metadata(settings_key, scopes))
-    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+class Metadata:
+    """ASGI endpoint serving the metadata document as a :class:`~idp.http.Document`.
 
+    The catalogue's resource list is replaced, never changed in place, by each refresh; the
+    scopes are read again only then, and the document rebuilt only when they differ.
+    """
 
-async def serve_metadata(request: Request) -> Response:
-    provider = provider_of(request)
-    body, etag = _rendered(provider.settings, tuple(provider.catalogue.scopes))
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={MAX_AGE}"}
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
-    return Response(body, headers=headers, media_type="application/json")
+    def __init__(self) -> None:
+        self._resources: list[Resource] | None = None
+        self._scopes: tuple[str, ...] = ()
+        self._document: Document | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        provider: Provider = scope["app"].state.provider
+        await self.document(provider)(scope, receive, send)
+
+    def document(self, provider: Provider) -> Document:
+        catalogue = provider.catalogue
+        if self._document is not None and catalogue.resources is self._resources:
+            return self._document
+        scopes = tuple(catalogue.scopes)
+        if self._document is None or scopes != self._scopes:
+            body = orjson.dumps(metadata(provider.settings, scopes))
+            self._document = Document.of(body, JSON, MAX_AGE)
+            self._scopes = scopes
+        self._resources = catalogue.resources
+        return self._document

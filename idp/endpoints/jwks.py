@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
-from idp.endpoints import provider_of
+from idp.http import Document
+from idp.provider import Provider
+
+JWK_SET = "application/jwk-set+json"
 
 
-async def jwks(request: Request) -> Response:
-    provider = provider_of(request)
-    keys = provider.keys
-    keys.tick()
-    headers = {
-        "ETag": keys.jwks_etag,
-        "Cache-Control": f"public, max-age={provider.settings.jwks_max_age}",
-    }
-    if request.headers.get("if-none-match") == keys.jwks_etag:
-        return Response(status_code=304, headers=headers)
-    return Response(keys.jwks_body, headers=headers, media_type="application/jwk-set+json")
+class Jwks:
+    """ASGI endpoint serving the key ring's JWK Set as a :class:`~idp.http.Document`.
+
+    The key ring rebuilds its bytes whenever what it publishes changes: on each refresh that
+    finds other keys in the store, and when a next key activates or a retired one expires
+    (``tick``). The document follows on the first request after that, so a replica serves a
+    new key as soon as its own refresh has seen it.
+    """
+
+    def __init__(self) -> None:
+        self._document: Document | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        provider: Provider = scope["app"].state.provider
+        await self.document(provider)(scope, receive, send)
+
+    def document(self, provider: Provider) -> Document:
+        keys = provider.keys
+        keys.tick()
+        document = self._document
+        if document is None or document.body is not keys.jwks_body:
+            max_age = provider.settings.jwks_max_age
+            document = Document.of(keys.jwks_body, JWK_SET, max_age, keys.jwks_etag)
+            self._document = document
+        return document

@@ -22,7 +22,7 @@ from idp.endpoints.introspection import revoked_key
 from idp.errors import InvalidGrant
 from idp.http import Params
 from idp.provider import Provider
-from idp.store import Client
+from idp.store import Client, Resource
 from idp.token_sets import Authorization, check_request, issue, revoke_family
 
 GRANT_TYPE = "authorization_code"
@@ -31,7 +31,9 @@ VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 audit = logging.getLogger("idp.audit")
 
 
-async def issue_tokens(provider: Provider, client: Client, params: Params) -> dict[str, Any]:
+async def issue_tokens(
+    provider: Provider, client: Client, params: Params, named: Resource | None
+) -> dict[str, Any]:
     """Check everything first, then consume the code atomically, then mint: a mistaken
     request (wrong resource, say) leaves the code usable, and only one redemption wins."""
     code = params.require("code")
@@ -40,7 +42,8 @@ async def issue_tokens(provider: Provider, client: Client, params: Params) -> di
         await _refuse_replay(provider, client, params, code)
         raise InvalidGrant("the code is invalid, expired or already used")
     check_binding(grant, client, params)
-    if await provider.store.get_user(grant.user_id) is None:
+    user = await provider.store.get_user(grant.user_id)
+    if user is None:
         raise InvalidGrant("the person no longer exists")
     auth = Authorization(
         user_id=grant.user_id,
@@ -51,7 +54,7 @@ async def issue_tokens(provider: Provider, client: Client, params: Params) -> di
         sid=grant.sid,
         nonce=grant.nonce,
     )
-    await check_request(provider, auth, params, None)
+    target = await check_request(provider, auth, params, None, named)
 
     if await take_code(provider, code) is None:
         await _refuse_replay(provider, client, params, code)
@@ -60,7 +63,7 @@ async def issue_tokens(provider: Provider, client: Client, params: Params) -> di
     # lets a later replay revoke this one is written once the tokens exist.
     # TODO(#6 when redemptions are measured under load): close the window in which a replay
     # racing the minting is refused without revoking.
-    tokens = await issue(provider, client, auth, params)
+    tokens = await issue(provider, client, auth, target=target, user=user)
     issued = Issued(tokens.access_token_jti, tokens.access_token_exp, tokens.refresh_family)
     await remember_redemption(provider, code, grant, issued)
     return tokens.body

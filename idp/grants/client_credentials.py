@@ -7,14 +7,16 @@ from typing import Any
 from idp.http import Params
 from idp.provider import Provider
 from idp.resources import granted_scopes, requested_resource
-from idp.store import Client
+from idp.store import Client, Resource
 from idp.tokens import CLIENT_CREDENTIALS, Grant, mint_access_token
 
 GRANT_TYPE = CLIENT_CREDENTIALS
 
 
-async def issue(provider: Provider, client: Client, params: Params) -> dict[str, Any]:
-    resource = await requested_resource(provider.store, params)
+async def issue(
+    provider: Provider, client: Client, params: Params, named: Resource | None
+) -> dict[str, Any]:
+    resource = await requested_resource(provider.store, params, named)
     scopes = granted_scopes(params.get("scope"), resource, client)
 
     grant = Grant(

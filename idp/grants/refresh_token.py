@@ -5,6 +5,10 @@ revoked (RFC 9700 section 4.14.2). The one exception covers a client that lost t
 its last refresh: for ``refresh_grace_period`` seconds after a rotation, the token just
 rotated may be presented once more, provided its successor has not been used yet; the
 successor is then retired in its place.
+
+A store that fails after the token was marked used (Redis gone while the new tokens are made)
+leaves the client without an answer it can use, so the token is marked unused again: the
+client's retry, once the store is back, is a first use and not a theft.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from idp.errors import InvalidGrant
 from idp.http import Params
 from idp.provider import Provider
 from idp.sessions import session_ended
-from idp.store import Client, RefreshToken
+from idp.store import Client, RefreshToken, Resource, StoreUnavailable, User
 from idp.token_sets import (
     Authorization,
     check_request,
@@ -31,10 +35,12 @@ GRANT_TYPE = "refresh_token"
 audit = logging.getLogger("idp.audit")
 
 
-async def issue_tokens(provider: Provider, client: Client, params: Params) -> dict[str, Any]:
+async def issue_tokens(
+    provider: Provider, client: Client, params: Params, named: Resource | None
+) -> dict[str, Any]:
     token_hash = refresh_token_hash(params.require("refresh_token"))
-    stored = await _live_token(provider, client, token_hash)
-    if await provider.store.get_user(stored.user_id) is None:
+    stored, user = await _live_token(provider, client, token_hash)
+    if user is None:
         raise InvalidGrant("the person no longer exists")
     if "offline_access" not in stored.scopes and await session_ended(provider, stored.sid):
         await revoke_family(provider, stored.family_id)
@@ -48,27 +54,39 @@ async def issue_tokens(provider: Provider, client: Client, params: Params) -> di
         sid=stored.sid,
     )
     scope = params.get("scope")
-    await check_request(provider, auth, params, scope)
+    target = await check_request(provider, auth, params, scope, named)
 
-    first_use = await provider.store.use_refresh_token(token_hash, provider.now()) is not None
+    used_at = provider.now()
+    first_use = await provider.store.use_refresh_token(token_hash, used_at) is not None
     if not first_use:
         await _reused(provider, client, stored)
     family = (stored.family_id, stored.family_expires_at)
-    tokens = await issue(provider, client, auth, params, family=family, scope=scope)
-    if first_use:
-        await _open_grace(provider, token_hash, tokens.refresh_token_hash)
+    try:
+        tokens = await issue(
+            provider, client, auth, target=target, user=user, family=family, scope=scope
+        )
+        if first_use:
+            await _open_grace(provider, token_hash, tokens.refresh_token_hash)
+    except StoreUnavailable:
+        if first_use:
+            await provider.store.unuse_refresh_token(token_hash, used_at)
+        raise
     return tokens.body
 
 
-async def _live_token(provider: Provider, client: Client, token_hash: str) -> RefreshToken:
-    """The stored token, if it is this client's and has not expired (used or not)."""
-    stored = await provider.store.get_refresh_token(token_hash)
-    if stored is None or stored.client_id != client.client_id:
+async def _live_token(
+    provider: Provider, client: Client, token_hash: str
+) -> tuple[RefreshToken, User | None]:
+    """The stored token, if it is this client's and has not expired (used or not), and its
+    person (None if the person is gone)."""
+    found = await provider.store.get_refresh_token_and_user(token_hash)
+    if found is None or found[0].client_id != client.client_id:
         raise InvalidGrant("the refresh token is invalid")
+    stored, user = found
     now = provider.now()
     if stored.expires_at <= now or stored.family_expires_at <= now:
         raise InvalidGrant("the refresh token has expired")
-    return stored
+    return stored, user
 
 
 async def _open_grace(provider: Provider, used: str, successor: str | None) -> None:

@@ -1,61 +1,43 @@
-"""The HTTP request metrics: a pure ASGI middleware, cheap on every request."""
+"""The HTTP request metrics: counts, latencies and requests in flight, cheap on every request.
+
+:class:`~idp.logs.RequestLog`, the one middleware that observes every request, reports to
+:class:`HttpMetrics` when a request starts and when it ends.
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from idp.logs import route_template
 from idp.metrics.counting import HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS, OTHER
 
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+Series = tuple[str, str, int]
+
 
 class HttpMetrics:
-    """Pure ASGI middleware counting and timing each HTTP request by route template (never
-    the path, which may carry a client id or an invite token), method and status.
+    """Counts and times each HTTP request by route template (never the path, which may carry
+    a client id or an invite token), method and status, and counts requests in flight.
 
-    The time runs to the last byte of the response, not to the end of background work. A
-    request that raises is counted as the 500 the server answers.
+    The labelled children are looked up once per series and kept: ``labels()`` takes a lock
+    and builds a key on every call.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+    def __init__(self) -> None:
+        self._series: dict[Series, tuple[Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        finished: float | None = None
-
-        async def observed_send(message: Message) -> None:
-            nonlocal status, finished
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                finished = time.perf_counter()
-
+    def started(self) -> None:
         HTTP_IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            HTTP_IN_FLIGHT.dec()
-            count, duration = self._children(route_template(scope), scope["method"], status)
-            count.inc()
-            duration.observe((finished or time.perf_counter()) - started)
 
-    def _children(self, route: str | None, method: str, status: int) -> tuple[Any, Any]:
-        key = (route or UNMATCHED, method if method in METHODS else OTHER, status)
-        children = self._series.get(key)
+    def finished(self, route: str | None, method: str, status: int, seconds: float) -> None:
+        HTTP_IN_FLIGHT.dec()
+        series = (route or UNMATCHED, method if method in METHODS else OTHER, status)
+        children = self._series.get(series)
         if children is None:
-            labels = (key[0], key[1], str(status))
+            labels = (series[0], series[1], str(status))
             children = (HTTP_REQUESTS.labels(*labels), HTTP_DURATION.labels(*labels))
-            self._series[key] = children
-        return children
+            self._series[series] = children
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)

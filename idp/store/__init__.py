@@ -109,6 +109,10 @@ class Ephemeral(Protocol):
     async def get(self, key: str) -> bytes | None:
         """The live value under ``key``, or None."""
 
+    async def put_and_get(self, key: str, value: bytes, ttl: float, other: str) -> bytes | None:
+        """:meth:`put` ``value`` under ``key``, then :meth:`get` ``other``: the read happens
+        after the write, in one round trip where the back end allows it (Redis)."""
+
     async def take(self, key: str) -> bytes | None:
         """Remove and return the live value under ``key``, or None.
 
@@ -153,6 +157,12 @@ class Store(Ephemeral, Protocol):
 
     async def get_client(self, client_id: str) -> Client | None:
         """The client, or None."""
+
+    async def get_client_and_resource(
+        self, client_id: str, uri: str
+    ) -> tuple[Client | None, Resource | None]:
+        """The client and the resource with exactly this URI (each None if there is none),
+        read in one statement: a token request needs both, and one round trip costs less."""
 
     async def update_client(self, client: Client) -> bool:
         """Replace the stored client with the same id; False if there is none."""
@@ -252,8 +262,19 @@ class Store(Ephemeral, Protocol):
         token is unknown or already used (see :meth:`get_refresh_token` to tell which).
         """
 
+    async def unuse_refresh_token(self, token_hash: str, used_at: int) -> bool:
+        """Undo :meth:`use_refresh_token` (called with ``now=used_at``) when the refresh it
+        began could not finish; True if the token was marked used at exactly ``used_at`` and
+        is unused again. A later use, by anyone, is never undone."""
+
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         """The token, used or not, or None."""
+
+    async def get_refresh_token_and_user(
+        self, token_hash: str
+    ) -> tuple[RefreshToken, User | None] | None:
+        """The token, used or not, and its person, read in one statement; None without the
+        token. (Deleting a person deletes their tokens, so the person is there in practice.)"""
 
     async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
         """Every token of a family, oldest first."""

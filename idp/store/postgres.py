@@ -36,6 +36,8 @@ from idp.store.postgres_rows import (
     client_from_row,
     consent_from_row,
     identity_from_row,
+    joined_refresh_token,
+    joined_resource,
     refresh_params,
     refresh_token_from_row,
     resource_from_row,
@@ -44,11 +46,13 @@ from idp.store.postgres_rows import (
     user_from_row,
 )
 from idp.store.sql import (
+    SELECT_CLIENT_AND_RESOURCE,
     SELECT_CLIENTS,
     SELECT_CONSENTS,
     SELECT_IDENTITIES,
     SELECT_KEYS,
     SELECT_REFRESH,
+    SELECT_REFRESH_AND_USER,
     SELECT_RESOURCES,
     SELECT_USERS,
     client_params,
@@ -58,6 +62,8 @@ from idp.store.sql import (
 
 __all__ = ["PostgresStore"]
 
+_CLIENT_AND_RESOURCE = SELECT_CLIENT_AND_RESOURCE.format(client_id="$1", uri="$2")
+_REFRESH_AND_USER = SELECT_REFRESH_AND_USER.format(token_hash="$1")
 # Any fixed number works as long as nothing else in the database uses it as a lock key.
 _MIGRATION_LOCK = 0x1D9_0001
 
@@ -97,7 +103,9 @@ class PostgresStore(PostgresOrganizations, PostgresDeployments):
     ) -> PostgresStore:
         """Connect a pool to the database named by ``dsn`` (``postgresql://...``)."""
         try:
-            pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+            )
         except _UNREACHABLE as exc:
             raise unavailable("postgres", exc) from exc
         except (*_DB_ERRORS, ValueError) as exc:
@@ -128,14 +136,19 @@ class PostgresStore(PostgresOrganizations, PostgresDeployments):
         apply each migration exactly once; it is released when the transaction ends.
         """
         migrations = load_migrations("postgres")
-        async with self._connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (name text PRIMARY KEY, applied_at bigint NOT NULL)"
-            )
-            todo = pending(migrations, await _applied(conn))
-            await self._apply(conn, todo)
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations"
+                    " (name text PRIMARY KEY, applied_at bigint NOT NULL)"
+                )
+                todo = pending(migrations, await _applied(conn))
+                await self._apply(conn, todo)
+        finally:
+            # A migration file may change session state (SET, LISTEN, a session lock) and the
+            # pool does not reset connections (_keep_session): replace them all instead.
+            await self._pool.expire_connections()
         return [migration.name for migration in todo]
 
     async def _apply(self, conn: Any, migrations: list[Migration]) -> None:
@@ -161,6 +174,14 @@ class PostgresStore(PostgresOrganizations, PostgresDeployments):
         """The client, or None."""
         rows = await self._fetch(SELECT_CLIENTS + " WHERE client_id = $1", client_id)
         return client_from_row(rows[0]) if rows else None
+
+    async def get_client_and_resource(
+        self, client_id: str, uri: str
+    ) -> tuple[Client | None, Resource | None]:
+        """The client and the resource, each or None, in one statement."""
+        (row,) = await self._fetch(_CLIENT_AND_RESOURCE, client_id, uri)
+        client = client_from_row(row) if row["client_id"] is not None else None
+        return client, joined_resource(row) if row["uri"] is not None else None
 
     async def update_client(self, client: Client) -> bool:
         """Replace the stored client with the same id; False if there is none."""
@@ -354,10 +375,22 @@ class PostgresStore(PostgresOrganizations, PostgresDeployments):
         rows = await self._fetch(sql, use_time(now), token_hash)
         return refresh_token_from_row(rows[0]) if rows else None
 
+    async def unuse_refresh_token(self, token_hash: str, used_at: int) -> bool:
+        """Mark the token unused again if it was used at exactly ``used_at``."""
+        sql = "UPDATE refresh_tokens SET used_at = 0 WHERE token_hash = $1 AND used_at = $2"
+        return await self._execute(sql, token_hash, use_time(used_at)) > 0
+
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         """The token, used or not, or None."""
         rows = await self._fetch(SELECT_REFRESH + " WHERE token_hash = $1", token_hash)
         return refresh_token_from_row(rows[0]) if rows else None
+
+    async def get_refresh_token_and_user(
+        self, token_hash: str
+    ) -> tuple[RefreshToken, User | None] | None:
+        """The token and its person, in one statement."""
+        rows = await self._fetch(_REFRESH_AND_USER, token_hash)
+        return joined_refresh_token(rows[0]) if rows else None
 
     async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
         """Every token of a family, oldest first (ties by hash)."""
@@ -400,6 +433,11 @@ class PostgresStore(PostgresOrganizations, PostgresDeployments):
         sql = "SELECT value FROM ephemeral WHERE key = $1 AND expires_at > $2"
         rows = await self._fetch(sql, key, self._clock())
         return bytes(rows[0]["value"]) if rows else None
+
+    async def put_and_get(self, key: str, value: bytes, ttl: float, other: str) -> bytes | None:
+        """:meth:`put`, then :meth:`get`."""
+        await self.put(key, value, ttl)
+        return await self.get(other)
 
     async def take(self, key: str) -> bytes | None:
         """Remove and return the live value under ``key``, or None (expired rows go too)."""
@@ -473,6 +511,14 @@ class PostgresStore(PostgresOrganizations, PostgresDeployments):
                 await conn.execute(sql, *args)
             except asyncpg.IntegrityConstraintViolationError as exc:
                 raise StoreError(conflict) from exc
+
+
+async def _keep_session(conn: Any) -> None:
+    """The pool's reset step, which does nothing: asyncpg's default runs one more statement
+    (unlock advisory locks, close cursors, unlisten, reset settings) after every store call,
+    one more round trip each time. Store calls leave no session state behind: they use no
+    session advisory locks, cursors outside transactions, LISTEN or SET (after migrations, which
+    might, every connection is replaced). asyncpg still rolls back an open transaction first."""
 
 
 async def _applied(conn: Any) -> set[str]:

@@ -20,6 +20,9 @@ from idp.store.models import (
 )
 from idp.store.sql import api_key_columns, refresh_columns
 
+# The columns of a refresh token that are its fields as they are (the scopes need converting).
+REFRESH_FIELDS = tuple(name for name in RefreshToken.__dataclass_fields__ if name != "scopes")
+
 
 def client_from_row(row: Any) -> Client:
     return Client(
@@ -40,6 +43,13 @@ def resource_params(resource: Resource) -> tuple[Any, ...]:
 def resource_from_row(row: Any) -> Resource:
     # The columns are named like the fields; only the scopes change type.
     return Resource(**{**dict(row), "scopes": tuple(row["scopes"])})
+
+
+def joined_resource(row: Any) -> Resource:
+    """The resource columns of a ``SELECT_CLIENT_AND_RESOURCE`` row."""
+    scopes = tuple(row["scopes"])
+    created_at = row["resource_created_at"]
+    return Resource(row["uri"], scopes, row["token_ttl"], created_at, row["deployment_id"])
 
 
 def signing_key_from_row(row: Any) -> SigningKey:
@@ -72,6 +82,18 @@ def consent_from_row(row: Any) -> Consent:
 def refresh_token_from_row(row: Any) -> RefreshToken:
     # The columns are named like the fields; only the scopes change type.
     return RefreshToken(**{**dict(row), "scopes": tuple(row["scopes"])})
+
+
+def joined_refresh_token(row: Any) -> tuple[RefreshToken, User | None]:
+    """The token and the person of a ``SELECT_REFRESH_AND_USER`` row."""
+    token = RefreshToken(
+        **{name: row[name] for name in REFRESH_FIELDS}, scopes=tuple(row["scopes"])
+    )
+    if row["person_id"] is None:
+        return token, None
+    verified = bool(row["email_verified"])
+    person = User(row["person_id"], row["email"], verified, row["name"], row["person_created_at"])
+    return token, person
 
 
 def refresh_params(token: RefreshToken) -> tuple[Any, ...]:

@@ -79,6 +79,16 @@ class RedisEphemeral:
             value = await self._redis.get(self._prefix + key)
         return _as_bytes(value)
 
+    async def put_and_get(self, key: str, value: bytes, ttl: float, other: str) -> bytes | None:
+        """``SET`` then ``GET`` in one pipeline: Redis runs them in this order."""
+        milliseconds = _milliseconds(ttl)
+        with _mapped_errors():
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._prefix + key, value, px=milliseconds)
+                pipe.get(self._prefix + other)
+                _, found = await pipe.execute()
+        return _as_bytes(found)
+
     async def take(self, key: str) -> bytes | None:
         """Remove and return the live value under ``key`` (``GETDEL``), or None."""
         with _mapped_errors():

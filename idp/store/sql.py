@@ -29,6 +29,16 @@ SELECT_KEYS = (
     " FROM signing_keys"
 )
 SELECT_RESOURCES = "SELECT uri, scopes, token_ttl, created_at, deployment_id FROM resources"
+# A client and a resource in one statement, for the token endpoint: always exactly one row, the
+# client's columns NULL when there is no such client, the resource's when there is no resource.
+# ``{client_id}`` and ``{uri}`` are the dialect's placeholders.
+SELECT_CLIENT_AND_RESOURCE = (
+    "SELECT c.client_id, c.metadata, c.created_at, c.secret_hash, c.secret_expires_at,"
+    " c.registration_token_hash, r.uri, r.scopes, r.token_ttl,"
+    " r.created_at AS resource_created_at, r.deployment_id"
+    " FROM (SELECT 1) AS one LEFT JOIN clients AS c ON c.client_id = {client_id}"
+    " LEFT JOIN resources AS r ON r.uri = {uri}"
+)
 SELECT_USERS = "SELECT user_id, email, email_verified, name, created_at FROM users"
 SELECT_CONSENTS = "SELECT user_id, client_id, resource, scopes, granted_at FROM consents"
 SELECT_IDENTITIES = (
@@ -37,6 +47,16 @@ SELECT_IDENTITIES = (
 SELECT_REFRESH = (
     "SELECT token_hash, family_id, client_id, user_id, scopes, resource, auth_time, sid,"
     " created_at, expires_at, family_expires_at, used_at FROM refresh_tokens"
+)
+# A refresh token and its person in one statement, for the refresh grant; the person's columns
+# are NULL if there is none. ``{token_hash}`` is the dialect's placeholder.
+SELECT_REFRESH_AND_USER = (
+    "SELECT t.token_hash, t.family_id, t.client_id, t.user_id, t.scopes, t.resource,"
+    " t.auth_time, t.sid, t.created_at, t.expires_at, t.family_expires_at, t.used_at,"
+    " u.user_id AS person_id, u.email, u.email_verified, u.name,"
+    " u.created_at AS person_created_at"
+    " FROM refresh_tokens AS t LEFT JOIN users AS u ON u.user_id = t.user_id"
+    " WHERE t.token_hash = {token_hash}"
 )
 
 SELECT_ORGS = "SELECT org_id, name, created_at FROM organizations"

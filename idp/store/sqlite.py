@@ -34,11 +34,13 @@ from idp.store.models import (
     User,
 )
 from idp.store.sql import (
+    SELECT_CLIENT_AND_RESOURCE,
     SELECT_CLIENTS,
     SELECT_CONSENTS,
     SELECT_IDENTITIES,
     SELECT_KEYS,
     SELECT_REFRESH,
+    SELECT_REFRESH_AND_USER,
     SELECT_RESOURCES,
     SELECT_USERS,
     client_params,
@@ -52,6 +54,8 @@ from idp.store.sqlite_rows import (
     consent_from_row,
     identity_from_row,
     identity_params,
+    joined_refresh_token,
+    joined_resource,
     json_list,
     refresh_params,
     refresh_token_from_row,
@@ -64,6 +68,8 @@ from idp.store.sqlite_rows import (
 __all__ = ["SQLiteStore"]
 
 MEMORY = ":memory:"
+_CLIENT_AND_RESOURCE = SELECT_CLIENT_AND_RESOURCE.format(client_id="?", uri="?")
+_REFRESH_AND_USER = SELECT_REFRESH_AND_USER.format(token_hash="?")
 
 
 class SQLiteStore(SQLiteOrganizations, SQLiteDeployments):
@@ -198,6 +204,14 @@ class SQLiteStore(SQLiteOrganizations, SQLiteDeployments):
         sql = SELECT_CLIENTS + " WHERE client_id = ?"
         rows = await self._fetch(sql, (client_id,))
         return client_from_row(rows[0]) if rows else None
+
+    async def get_client_and_resource(
+        self, client_id: str, uri: str
+    ) -> tuple[Client | None, Resource | None]:
+        """The client and the resource, each or None, in one statement."""
+        (row,) = await self._fetch(_CLIENT_AND_RESOURCE, (client_id, uri))
+        client = client_from_row(row) if row["client_id"] is not None else None
+        return client, joined_resource(row) if row["uri"] is not None else None
 
     async def update_client(self, client: Client) -> bool:
         """Replace the stored client with the same id; False if there is none."""
@@ -387,10 +401,22 @@ class SQLiteStore(SQLiteOrganizations, SQLiteDeployments):
         rows = await self._fetch(sql, (use_time(now), token_hash))
         return refresh_token_from_row(rows[0]) if rows else None
 
+    async def unuse_refresh_token(self, token_hash: str, used_at: int) -> bool:
+        """Mark the token unused again if it was used at exactly ``used_at``."""
+        sql = "UPDATE refresh_tokens SET used_at = 0 WHERE token_hash = ? AND used_at = ?"
+        return await self._change(sql, (token_hash, use_time(used_at))) > 0
+
     async def get_refresh_token(self, token_hash: str) -> RefreshToken | None:
         """The token, used or not, or None."""
         rows = await self._fetch(SELECT_REFRESH + " WHERE token_hash = ?", (token_hash,))
         return refresh_token_from_row(rows[0]) if rows else None
+
+    async def get_refresh_token_and_user(
+        self, token_hash: str
+    ) -> tuple[RefreshToken, User | None] | None:
+        """The token and its person, in one statement."""
+        rows = await self._fetch(_REFRESH_AND_USER, (token_hash,))
+        return joined_refresh_token(rows[0]) if rows else None
 
     async def list_refresh_family(self, family_id: str) -> list[RefreshToken]:
         """Every token of a family, oldest first (ties by hash)."""
@@ -433,6 +459,11 @@ class SQLiteStore(SQLiteOrganizations, SQLiteDeployments):
         sql = "SELECT value FROM ephemeral WHERE key = ? AND expires_at > ?"
         rows = await self._fetch(sql, (key, self._clock()))
         return bytes(rows[0]["value"]) if rows else None
+
+    async def put_and_get(self, key: str, value: bytes, ttl: float, other: str) -> bytes | None:
+        """:meth:`put`, then :meth:`get`."""
+        await self.put(key, value, ttl)
+        return await self.get(other)
 
     async def take(self, key: str) -> bytes | None:
         """Remove and return the live value under ``key``, or None (expired rows go too)."""

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.routing import Route
 
-from idp.app import create_app
+from idp.app import create_app, document_routes, routes
 from idp.provider import Provider, open_provider
 from idp.store import Resource
 from tests.endpoints.conftest import ISSUER, Clock, client_token, make_settings, register
@@ -176,3 +177,97 @@ async def test_jwks_answers_a_matching_etag_with_304(http: httpx.AsyncClient) ->
 
     assert again.status_code == 304
     assert again.content == b""
+
+
+# Served from precomputed bytes: the ETag follows what is published, and nothing else.
+
+
+async def test_metadata_gets_a_new_etag_when_the_scopes_change_and_keeps_it_otherwise(
+    http: httpx.AsyncClient, provider: Provider, clock: Clock
+) -> None:
+    path = "/.well-known/openid-configuration"
+    first = await http.get(path)
+    held = {"if-none-match": first.headers["etag"]}
+    await provider.refresh()
+    assert (await http.get(path, headers=held)).status_code == 304
+
+    await provider.store.put_resource(
+        Resource("https://api.example.com/", ("reports:read",), 300, int(clock()))
+    )
+    await provider.refresh()
+    again = await http.get(path, headers=held)
+
+    assert again.status_code == 200
+    assert "reports:read" in again.json()["scopes_supported"]
+    assert again.headers["etag"] != first.headers["etag"]
+
+
+async def test_jwks_gets_a_new_etag_as_soon_as_a_next_key_is_published(
+    http: httpx.AsyncClient, provider: Provider
+) -> None:
+    first = await http.get("/jwks")
+
+    [created] = await provider.keys.rotate(["ES256"])
+    again = await http.get("/jwks", headers={"if-none-match": first.headers["etag"]})
+
+    assert again.status_code == 200
+    assert created.kid in {key["kid"] for key in again.json()["keys"]}
+    assert again.headers["etag"] != first.headers["etag"]
+
+
+@pytest.mark.parametrize("path", ["/jwks", "/.well-known/oauth-authorization-server"])
+async def test_a_listed_or_weak_etag_gets_304_and_another_gets_the_document(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    etag = (await http.get(path)).headers["etag"]
+
+    listed = await http.get(path, headers={"if-none-match": f'"other", W/{etag}'})
+    other = await http.get(path, headers={"if-none-match": '"other"'})
+
+    assert (listed.status_code, listed.content, listed.headers["etag"]) == (304, b"", etag)
+    assert listed.headers["cache-control"].startswith("public, max-age=")
+    assert other.status_code == 200 and other.json()
+
+
+@pytest.mark.parametrize("path", ["/jwks", "/.well-known/openid-configuration"])
+async def test_documents_answer_head_and_refuse_other_methods_in_json(
+    http: httpx.AsyncClient, path: str
+) -> None:
+    got = await http.get(path)
+    head = await http.head(path)
+    post = await http.post(path)
+
+    assert (head.status_code, head.content, head.headers["etag"]) == (200, b"", got.headers["etag"])
+    assert head.headers["content-length"] == str(len(got.content))
+    assert post.status_code == 405
+    assert post.json()["error"] == "invalid_request"
+
+
+async def test_a_fault_while_serving_a_document_is_a_json_500_with_the_request_id(
+    http: httpx.AsyncClient, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("the key ring failed")
+
+    monkeypatch.setattr(provider.keys, "tick", broken)
+    response = await http.get("/jwks")
+
+    assert response.status_code == 500
+    assert response.json()["error"] == "server_error"
+    assert "key ring" not in response.text
+    assert len(response.headers["x-request-id"]) == 32
+
+
+def test_the_fast_paths_are_the_document_routes_the_router_would_choose(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, issuer="https://idp.test/tenant-a")
+
+    assert set(document_routes(routes(settings))) == {
+        "/.well-known/oauth-authorization-server/tenant-a",
+        "/.well-known/openid-configuration/tenant-a",
+        "/tenant-a/.well-known/openid-configuration",
+        "/tenant-a/jwks",
+    }
+    taken_first = Route("/{anything:path}", lambda request: None, methods=["GET"])
+    assert document_routes([taken_first, *routes(settings)]) == {}

@@ -87,6 +87,24 @@ async def test_each_flow_moves_its_counters_and_nothing_else(
     assert moved(before, after, {timed: 0}) == {timed: 3}
 
 
+async def test_documents_are_counted_by_route_template_like_any_request(
+    http: httpx.AsyncClient,
+) -> None:
+    before = await scrape(http)
+
+    etag = (await http.get("/jwks")).headers["etag"]
+    assert (await http.get("/jwks", headers={"if-none-match": etag})).status_code == 304
+    await http.head("/.well-known/openid-configuration")
+
+    after = await scrape(http)
+    wanted = {
+        http_requests("/jwks", "GET", 200): 1,
+        http_requests("/jwks", "GET", 304): 1,
+        http_requests("/.well-known/openid-configuration", "HEAD", 200): 1,
+    }
+    assert moved(before, after, wanted) == wanted
+
+
 async def test_labels_name_route_templates_never_what_a_request_said(
     http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
 ) -> None:

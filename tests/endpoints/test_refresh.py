@@ -19,7 +19,7 @@ from idp.errors import InvalidGrant
 from idp.http import Params
 from idp.provider import Provider
 from idp.store import Resource
-from idp.token_sets import Authorization, issue, revoke_family
+from idp.token_sets import Authorization, check_request, issue, revoke_family
 from tests.endpoints.conftest import ISSUER, RESOURCE, Clock, Mailbox
 from tests.endpoints.flow import add_person, authorize, redeem, register_agent
 
@@ -380,8 +380,9 @@ async def test_a_token_minted_into_a_family_revoked_meanwhile_does_not_survive(
     user = await add_person(provider, "late@acme.com")
     auth = Authorization(user.user_id, client.client_id, ("machines:run",), (RESOURCE,), 0, "s")
     await revoke_family(provider, "family-1")
+    target = await check_request(provider, auth, Params.parse(()), None, None)
 
     with pytest.raises(InvalidGrant):
-        await issue(provider, client, auth, Params.parse(()), family=("family-1", 2**40))
+        await issue(provider, client, auth, target=target, user=user, family=("family-1", 2**40))
 
     assert await provider.store.list_refresh_family("family-1") == []

@@ -263,6 +263,22 @@ async def test_the_session_lives_for_the_idle_lifetime_and_each_use_extends_it(
     assert after_use > before_use + 0.4
 
 
+async def test_a_session_whose_sign_out_raced_with_its_use_ends_and_is_not_written_back(
+    http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
+) -> None:
+    """A sign-out marks the session ended, then deletes it; a request that read the session
+    just before the delete writes it back, sees the marker, and deletes it again."""
+    await add_person(provider)
+    agent = await register_agent(http)
+    response = await sign_in_by_magic_link(http, "/login", mailbox)
+    key = f"session:{digest(session_value(response))}"
+    sid = orjson.loads(await provider.ephemeral.get(key) or b"{}")["sid"]
+    await provider.ephemeral.put(f"session-ended:{sid}", b"1", 60)
+
+    assert not await signed_in(http, agent["client_id"])
+    assert await provider.ephemeral.get(key) is None
+
+
 async def test_state_written_by_another_version_still_loads(
     http: httpx.AsyncClient, provider: Provider, mailbox: Mailbox
 ) -> None:

@@ -158,6 +158,24 @@ async def test_a_resource_without_scopes_keeps_an_empty_tuple(store: Store) -> N
     )
 
 
+async def test_a_client_and_a_resource_are_read_together_each_none_when_absent(
+    store: Store,
+) -> None:
+    client, resource = make_client(), Resource("https://api.example/", ("read",), 60, 5)
+    await store.create_client(client)
+    await store.put_resource(resource)
+
+    both = await store.get_client_and_resource(client.client_id, resource.uri)
+    no_resource = await store.get_client_and_resource(client.client_id, "https://api.example")
+    no_client = await store.get_client_and_resource("ghost", resource.uri)
+    neither = await store.get_client_and_resource("ghost", "https://nowhere.example/")
+
+    assert both == (client, resource)
+    assert no_resource == (client, None)
+    assert no_client == (None, resource)
+    assert neither == (None, None)
+
+
 # Signing keys
 
 

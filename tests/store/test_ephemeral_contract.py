@@ -1,4 +1,4 @@
-"""The ephemeral-store contract (put, add, get, take, delete, hit), run on every back end.
+"""The ephemeral-store contract (put, add, get, put_and_get, take, delete, hit), on every back end.
 
 Expiry is real time: values live 50-300 ms and the tests sleep past them, with margins wide
 enough for a loaded machine.
@@ -43,6 +43,21 @@ async def test_put_replaces_both_value_and_lifetime(ephemeral: Ephemeral) -> Non
     await asyncio.sleep(PAST_SHORT)
 
     assert await ephemeral.get("k") == b"new"
+
+
+async def test_put_and_get_stores_one_value_and_reads_another(ephemeral: Ephemeral) -> None:
+    await ephemeral.put("marker", b"m", LONG)
+
+    assert await ephemeral.put_and_get("k", b"v", SHORT, "marker") == b"m"
+    assert await ephemeral.put_and_get("k2", b"v2", LONG, "absent") is None
+    assert await ephemeral.get("k") == b"v"
+    assert await ephemeral.get("k2") == b"v2"
+    await asyncio.sleep(PAST_SHORT)
+    assert await ephemeral.get("k") is None
+
+
+async def test_put_and_get_reads_after_it_writes(ephemeral: Ephemeral) -> None:
+    assert await ephemeral.put_and_get("k", b"new", LONG, "k") == b"new"
 
 
 async def test_an_empty_value_is_a_value(ephemeral: Ephemeral) -> None:

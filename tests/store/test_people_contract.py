@@ -219,6 +219,21 @@ async def test_an_added_refresh_token_reads_back_unused_and_unchanged(store: Sto
     assert token.used_at == 0
 
 
+async def test_a_refresh_token_is_read_with_its_person_used_or_not(store: Store) -> None:
+    await add_people(store)
+    token = make_token(created_at=T0 + 7)
+    await store.add_refresh_token(token)
+
+    unused = await store.get_refresh_token_and_user("hash-1")
+    await store.use_refresh_token("hash-1", T0 + 9)
+    used = await store.get_refresh_token_and_user("hash-1")
+
+    assert unused == (token, make_user())
+    assert used == (await store.get_refresh_token("hash-1"), make_user())
+    assert used is not None and used[0].used_at == T0 + 9
+    assert await store.get_refresh_token_and_user("unknown") is None
+
+
 async def test_an_unknown_refresh_token_is_none(store: Store) -> None:
     assert await store.get_refresh_token("unknown") is None
     assert await store.list_refresh_family("unknown") == []
@@ -262,6 +277,21 @@ async def test_a_refresh_token_is_used_once_and_then_reads_back_as_used(store: S
     assert await store.use_refresh_token("hash-1", T0 + 6) is None
 
     assert await store.get_refresh_token("hash-1") == replace(token, used_at=T0 + 5)
+
+
+async def test_a_use_can_be_undone_by_its_own_caller_only(store: Store) -> None:
+    await add_people(store)
+    token = make_token()
+    await store.add_refresh_token(token)
+    await store.use_refresh_token("hash-1", T0 + 5)
+
+    assert await store.unuse_refresh_token("hash-1", T0 + 4) is False  # not its use
+    assert await store.unuse_refresh_token("hash-1", T0 + 5) is True
+    assert await store.get_refresh_token("hash-1") == token
+    assert await store.unuse_refresh_token("hash-1", T0 + 5) is False  # nothing to undo
+    assert await store.unuse_refresh_token("unknown", T0 + 5) is False
+
+    assert await store.use_refresh_token("hash-1", T0 + 6) == token
 
 
 async def test_using_an_unknown_refresh_token_returns_none(store: Store) -> None:

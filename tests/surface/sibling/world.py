@@ -160,7 +160,7 @@ async def person_token(
         scopes=scopes,
         ttl=ttl,
         grant_type="authorization_code",
-        claims=await person_claims(provider, user.user_id, target),
+        claims=person_claims(user, target),
     )
     signer = provider.keys.signer(provider.settings.access_token_alg)
     return mint_access_token(signer, ISSUER, grant, provider.now())
