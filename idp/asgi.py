@@ -6,7 +6,9 @@ from starlette.applications import Starlette
 
 from idp.app import create_app
 from idp.config import load_settings
+from idp.logs import lean_records
 
 
 def app() -> Starlette:
+    lean_records()
     return create_app(load_settings())

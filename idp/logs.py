@@ -158,6 +158,16 @@ def logging_config(log_format: LogFormat, level: str) -> dict[str, Any]:
     }
 
 
+def lean_records() -> None:
+    """Stop filling in the record fields no line of ours writes: the caller's file and line
+    (a walk up the stack for every record) and the thread and process names. These are the
+    switches the logging HOWTO lists under "Optimization"; a traceback keeps its lines."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 class RequestIds:
     """New request ids of 128 random bits from the operating system, drawn a few hundred at
     a time: one system call for each id would cost as much as the rest of making it."""

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -186,6 +187,48 @@ logging.getLogger("httpx").info("HTTP Request: GET https://example.com/cb?code=a
         ("idp.somewhere", "our debug line"),
     ]
     assert result.stderr == ""
+
+
+def test_lean_records_keep_every_field_a_line_writes() -> None:
+    """The service's workers skip the caller's file and line, threads and processes
+    (idp.asgi); a line, a request id and a fault's trace come out as before."""
+    script = """
+import logging, logging.config, sys
+from idp.logs import REQUEST_ID, lean_records, logging_config
+logging.config.dictConfig(logging_config("json", "INFO"))
+lean_records()
+REQUEST_ID.set("req-9")
+logging.getLogger("idp.example").info("lean %s", "line", extra={"status": 200})
+try:
+    raise ValueError("broken")
+except ValueError:
+    logging.getLogger("idp.example").exception("fault")
+record = logging.makeLogRecord({})
+print(record.thread, record.processName, logging.logProcesses, logging.logThreads, file=sys.stderr)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+    )
+
+    line, fault = (orjson.loads(text) for text in result.stdout.splitlines())
+    assert (line["message"], line["request_id"], line["status"]) == ("lean line", "req-9", 200)
+    assert fault["exc_type"] == "ValueError" and "broken" in fault["exc_trace"]
+    assert result.stderr.split() == ["None", "None", "False", "False"]
+
+
+def test_the_asgi_factory_makes_records_lean(tmp_path: Path) -> None:
+    script = """
+import logging
+import idp.asgi
+idp.asgi.app()
+print(logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+"""
+    env = {**os.environ, "IDP_ENV": "dev", "IDP_DATABASE_URL": f"sqlite:///{tmp_path}/idp.db"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, env=env
+    )
+
+    assert result.stdout.split() == ["None", "False", "False", "False"], result.stderr
 
 
 # Settings
