@@ -12,7 +12,6 @@ import asyncio
 import base64
 import os
 import re
-import secrets
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from bench.subjects import (
     FlowTarget,
     HttpRequest,
     Prepared,
+    authorize_query,
     client_credentials_body,
     python_env,
     uvicorn_processes,
@@ -188,17 +188,7 @@ def _access_token(http: httpx.Client, auth: str) -> str:
 def _sign_in(http: httpx.Client, client_id: str, outbox: Path) -> str:
     """Authorize once as the person: magic link, consent; the browser's cookies as a header."""
     _, challenge = pkce_pair()
-    query = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT_URI,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "state": secrets.token_urlsafe(8),
-        "resource": RESOURCE,
-        "scope": FLOW_SCOPE,
-    }
-    response = http.get("/authorize?" + urlencode(query))
+    response = http.get("/authorize?" + authorize_query(client_id, challenge))
     for _ in range(MAX_STEPS):
         if response.status_code not in (302, 303):
             raise RuntimeError(f"sign-in stopped at {response.status_code}: {response.text[:500]}")

@@ -36,6 +36,7 @@ from bench.subjects import (
     FlowTarget,
     HttpRequest,
     Prepared,
+    authorize_query,
     client_credentials_body,
 )
 
@@ -160,18 +161,7 @@ def _opaque_token(http: httpx.Client, auth: str) -> str:
 def _sign_in(http: httpx.Client, base: str, client_id: str) -> str:
     """Log in and consent through the development forms; the session cookies as a header."""
     _, challenge = pkce_pair()
-    query = {
-        "response_type": "code",
-        "client_id": client_id,
-        "redirect_uri": REDIRECT_URI,
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        "state": secrets.token_urlsafe(8),
-        "resource": RESOURCE,
-        "scope": FLOW_SCOPE,
-        "prompt": "consent",
-    }
-    response = http.get("/auth?" + urlencode(query))
+    response = http.get("/auth?" + authorize_query(client_id, challenge, prompt="consent"))
     for _ in range(MAX_STEPS):
         if response.status_code in (302, 303):
             location = urljoin(base, response.headers["location"])

@@ -7,6 +7,7 @@ introspect. Scenarios then only read :class:`Prepared`.
 
 from __future__ import annotations
 
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,23 @@ class Subject(Protocol):
 def client_credentials_body(resource: str = RESOURCE) -> bytes:
     form = {"grant_type": "client_credentials", "resource": resource, "scope": SCOPES[0]}
     return urlencode(form).encode("ascii")
+
+
+def authorize_query(client_id: str, challenge: str, **extra: str) -> str:
+    """The query of the one authorization request a subject is prepared with: the flow's
+    redirect URI, resource and scopes, PKCE S256 and a fresh state."""
+    query = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "state": secrets.token_urlsafe(8),
+        "resource": RESOURCE,
+        "scope": FLOW_SCOPE,
+        **extra,
+    }
+    return urlencode(query)
 
 
 def python_env() -> dict[str, str]:
