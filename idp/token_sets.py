@@ -186,7 +186,9 @@ async def issue(
     jti = new_jti()
     access_token = mint_access_token(signer, provider.settings.issuer, grant, now, jti)
     body: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer", "expires_in": ttl}
-    body["scope"] = " ".join(auth.scopes)
+    # The access token's scope (RFC 6749 section 5.1), not the whole grant's: scopes the
+    # resource does not offer are in the grant but not in this token.
+    body["scope"] = " ".join(grant.scopes)
     if "openid" in auth.scopes:
         body["id_token"] = _id_token(provider, client, auth, user, access_token, now)
     refresh_family = None

@@ -372,6 +372,34 @@ async def test_a_refresh_keeps_the_subject_and_audience_and_carries_an_id_token_
     assert id_token["iat"] == first_id["iat"] + 30
 
 
+@pytest.mark.parametrize(
+    ("resource", "scope"),
+    [
+        pytest.param(None, "machines:run", id="granted-resource"),
+        pytest.param(f"{ISSUER}/userinfo", "openid email", id="userinfo"),
+    ],
+)
+async def test_the_answer_names_the_scope_of_the_access_token_it_carries(
+    http: httpx.AsyncClient,
+    provider: Provider,
+    mailbox: Mailbox,
+    resource: str | None,
+    scope: str,
+) -> None:
+    await add_person(provider)
+    agent = await register_agent(http)
+    tokens = await first_tokens(http, agent, mailbox, scope="openid email machines:run")
+    assert tokens["scope"] == "machines:run"
+
+    form = {"resource": resource} if resource else {}
+    response = await refresh(http, agent, tokens["refresh_token"], **form)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["scope"] == scope
+    assert (await verified(http, body["access_token"])).claims["scope"] == scope
+
+
 async def test_a_token_minted_into_a_family_revoked_meanwhile_does_not_survive(
     provider: Provider, agent: dict[str, Any]
 ) -> None:
