@@ -13,6 +13,7 @@ query string, headers or cookies: paths and queries carry invite tokens, codes a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -26,7 +27,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from idp.config import LogFormat
-from idp.errors import ServerError
+from idp.errors import ServerError, TemporarilyUnavailable
 from idp.http import Network, client_address
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -266,6 +267,14 @@ class RequestLog:
             log.error("unhandled exception", exc_info=True)
             if status is None:
                 await ServerError().response()(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs once IDP_SHUTDOWN_TIMEOUT is over. Unanswered,
+            # the client gets a 503 to retry elsewhere, and the cut is a warning, not a fault.
+            if status is not None:
+                raise
+            log.warning("request cut short by the shutdown")
+            stopping = TemporarilyUnavailable(detail="the server is shutting down")
+            await stopping.response()(scope, receive, send_with_id)
         finally:
             try:
                 end = time.perf_counter()

@@ -120,9 +120,14 @@ class SlowRequest:
 
     async def finish(self) -> tuple[int, dict[str, Any]]:
         """Send the rest of the body; the status and the JSON body of the response."""
-        assert self.reader is not None and self.writer is not None
+        assert self.writer is not None
         self.writer.write(self.body[10:])
         await self.writer.drain()
+        return await self.answer()
+
+    async def answer(self) -> tuple[int, dict[str, Any]]:
+        """The status and the JSON body of the response, read until the server closes."""
+        assert self.reader is not None and self.writer is not None
         async with asyncio.timeout(WAIT_TIMEOUT):
             response = await self.reader.read()  # the server closes: it is shutting down
         self.writer.close()
@@ -176,3 +181,30 @@ async def test_sigterm_fails_readiness_first_then_finishes_the_request_in_flight
         f"draining for {SHUTDOWN_DELAY}s: readiness fails, requests are served"
     )
     assert draining_at < messages.index("Shutting down") < messages.index("POST /token 200")
+
+
+@pytest.mark.parametrize("deployment", ["embedded"], indirect=True)
+async def test_a_request_still_running_at_the_shutdown_timeout_gets_a_503_not_a_fault(
+    deployment: Deployment, http: httpx.AsyncClient
+) -> None:
+    await add_resource(deployment)
+    server = await deployment.start(shutdown_delay=0, shutdown_timeout=1)
+    client = await register_client(http, server)
+    await wait_for_status(http, server, "/readyz", 200)
+    in_flight = SlowRequest(server, client)
+    await in_flight.begin()
+
+    server.process.send_signal(signal.SIGTERM)
+    status, body = await in_flight.answer()  # the rest of the body never comes
+
+    assert status == 503, body
+    assert body["error"] == "temporarily_unavailable"
+    returncode = await asyncio.to_thread(server.process.wait, STOP_TIMEOUT)
+    assert returncode == 0, server.log()
+    lines = [orjson.loads(line) for line in server.log().splitlines()]
+    # uvicorn says it cancelled a task; nothing says a fault of ours, nor carries a trace.
+    errors = [line["message"] for line in lines if line["level"] == "ERROR"]
+    assert errors == ["Cancel 1 running task(s), timeout graceful shutdown exceeded"]
+    assert not [line for line in lines if "exc_trace" in line]
+    assert "request cut short by the shutdown" in [line["message"] for line in lines]
+    assert "POST /token 503" in [line["message"] for line in lines]
