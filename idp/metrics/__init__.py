@@ -8,6 +8,7 @@ port or on ``IDP_METRICS_PORT``, and lets several workers share their numbers.
 
 from __future__ import annotations
 
+from idp.command import MULTIPROC_ENV
 from idp.metrics.counting import (
     CLIENT_REGISTRATIONS,
     MAGIC_LINKS_SENT,
@@ -25,7 +26,6 @@ from idp.metrics.counting import (
 )
 from idp.metrics.http import HttpMetrics
 from idp.metrics.scrapes import (
-    MULTIPROC_ENV,
     SigningKeyGauges,
     export,
     exposition,

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp.command import MULTIPROC_ENV
 from idp.config import ConfigError, Settings
 from idp.keys import ALGORITHMS
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("idp.metrics")
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # prometheus-client chose file-backed or in-memory values from this variable when it was first
 # imported; read once here as well, so a scrape always reads values where they are kept.
 SHARED_DIR = os.environ.get(MULTIPROC_ENV)
