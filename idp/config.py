@@ -40,6 +40,8 @@ MICROSOFT_TENANT = re.compile(
     r"common|organizations|consumers|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}"
     r"|[a-z0-9-]+(\.[a-z0-9-]+)+"
 )
+# A host name to listen on: dot-separated labels of letters, digits and inner hyphens.
+HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 
 class ConfigError(Exception):
@@ -166,6 +168,16 @@ class Settings(BaseSettings):
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("metrics_host")
+    @classmethod
+    def _metrics_host_is_an_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            if len(value) > 253 or not HOST_NAME.fullmatch(value):
+                raise ValueError("must be an IP address or a host name") from None
+        return value
 
     @field_validator("database_url")
     @classmethod

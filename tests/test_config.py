@@ -82,7 +82,19 @@ BAD_VALUES = [
     pytest.param("IDP_TRUSTED_PROXIES", "10.0.0.0/8 proxy.internal", id="proxy-not-a-network"),
     pytest.param("IDP_REGISTRATION_ENABLED", "perhaps", id="bool-unknown"),
     pytest.param("IDP_MAX_BODY_BYTES", "100", id="body-limit-too-small"),
+    pytest.param("IDP_METRICS_HOST", "not..a..host", id="metrics-host-empty-label"),
+    pytest.param("IDP_METRICS_HOST", "-metrics.internal", id="metrics-host-hyphen"),
+    pytest.param("IDP_METRICS_HOST", "10.0.0.1:9100", id="metrics-host-with-port"),
 ]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::", "0.0.0.0", "localhost", "idp-metrics.svc"])
+def test_metrics_listen_on_an_address_or_a_host_name(
+    monkeypatch: pytest.MonkeyPatch, host: str
+) -> None:
+    monkeypatch.setenv("IDP_METRICS_HOST", host)
+
+    assert load_settings().metrics_host == host
 
 
 @pytest.mark.parametrize(("name", "value"), BAD_VALUES)
