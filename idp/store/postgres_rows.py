@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from idp.store import sql
 from idp.store.models import (
     ApiKey,
     Client,
@@ -21,7 +22,6 @@ from idp.store.models import (
 from idp.store.sql import api_key_columns, refresh_columns
 
 # The columns of a refresh token that are its fields as they are (the scopes need converting).
-REFRESH_FIELDS = tuple(name for name in RefreshToken.__dataclass_fields__ if name != "scopes")
 
 
 def client_from_row(row: Any) -> Client:
@@ -85,15 +85,7 @@ def refresh_token_from_row(row: Any) -> RefreshToken:
 
 
 def joined_refresh_token(row: Any) -> tuple[RefreshToken, User | None]:
-    """The token and the person of a ``SELECT_REFRESH_AND_USER`` row."""
-    token = RefreshToken(
-        **{name: row[name] for name in REFRESH_FIELDS}, scopes=tuple(row["scopes"])
-    )
-    if row["person_id"] is None:
-        return token, None
-    verified = bool(row["email_verified"])
-    person = User(row["person_id"], row["email"], verified, row["name"], row["person_created_at"])
-    return token, person
+    return sql.joined_refresh_token(row, row["scopes"])
 
 
 def refresh_params(token: RefreshToken) -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ from idp.store.models import (
     RefreshToken,
     Resource,
     SsoConnection,
+    User,
 )
 from idp.surface.model import Surface
 
@@ -313,3 +314,17 @@ def _surface_from(item: dict[str, Any]) -> Surface:
     """The stored object back as a :class:`Surface`; arrays become tuples again."""
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}
     return Surface(**values)
+
+
+REFRESH_FIELDS = tuple(name for name in RefreshToken.__dataclass_fields__ if name != "scopes")
+
+
+def joined_refresh_token(row: Any, scopes: Sequence[str]) -> tuple[RefreshToken, User | None]:
+    """The token and the person of a ``SELECT_REFRESH_AND_USER`` row; ``scopes`` are the
+    token's, decoded by the back end (an array in PostgreSQL, JSON text in SQLite)."""
+    token = RefreshToken(**{name: row[name] for name in REFRESH_FIELDS}, scopes=tuple(scopes))
+    if row["person_id"] is None:
+        return token, None
+    verified = bool(row["email_verified"])
+    person = User(row["person_id"], row["email"], verified, row["name"], row["person_created_at"])
+    return token, person
