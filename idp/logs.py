@@ -37,6 +37,8 @@ ROUTE_TEMPLATE = "idp.route_template"
 WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Probes hit these every few seconds; their successes are logged at DEBUG.
 PROBE_ROUTES = frozenset({"/healthz", "/readyz"})
+# What uvicorn's cancellation of a request says when IDP_SHUTDOWN_TIMEOUT is over.
+UVICORN_SHUTDOWN_CUT = "timeout graceful shutdown exceeded"
 # Loggers whose INFO lines would carry URLs with their queries.
 CHATTY = ("httpx", "httpcore")
 
@@ -208,6 +210,12 @@ def route_template(scope: Scope) -> str | None:
     return template
 
 
+def cut_by_shutdown(cancelled: asyncio.CancelledError) -> bool:
+    """Whether uvicorn cancelled the request because its graceful shutdown ran out of time:
+    it says so in the cancellation's message."""
+    return any(UVICORN_SHUTDOWN_CUT in str(arg) for arg in cancelled.args)
+
+
 class RequestMetrics(Protocol):
     """What :class:`RequestLog` reports to the metrics (:class:`idp.metrics.HttpMetrics`)."""
 
@@ -267,10 +275,11 @@ class RequestLog:
             log.error("unhandled exception", exc_info=True)
             if status is None:
                 await ServerError().response()(scope, receive, send_with_id)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             # uvicorn cancels what still runs once IDP_SHUTDOWN_TIMEOUT is over. Unanswered,
             # the client gets a 503 to retry elsewhere, and the cut is a warning, not a fault.
-            if status is not None:
+            # Any other cancellation (a task group's, a test client's) goes on as it came.
+            if status is not None or not cut_by_shutdown(cancelled):
                 raise
             log.warning("request cut short by the shutdown")
             stopping = TemporarilyUnavailable(detail="the server is shutting down")

@@ -8,6 +8,7 @@ covered by ``tests/endpoints/test_request_log.py`` and a real process by
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import ipaddress
@@ -468,3 +469,38 @@ async def test_a_request_left_without_an_answer_counts_as_500() -> None:
     await RequestLog(silent, metrics=recorder)(scope, receive, send)
 
     assert recorder.calls == [("started",), ("finished", None, "GET", 500)]
+
+
+# Cancellation
+
+
+async def cancelled_app(message: str | None) -> list[Message]:
+    """What RequestLog sends when the app under it is cancelled with ``message``."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        raise asyncio.CancelledError(*(() if message is None else (message,)))
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/token", "headers": [], "client": None}
+    await RequestLog(app)(scope, receive, send)
+    return sent
+
+
+async def test_a_request_cut_by_the_shutdown_timeout_is_answered_503() -> None:
+    sent = await cancelled_app("Task cancelled, timeout graceful shutdown exceeded")
+
+    assert sent[0]["status"] == 503
+    assert orjson.loads(sent[1]["body"])["error"] == "temporarily_unavailable"
+
+
+@pytest.mark.parametrize("message", [None, "Cancelled by cancel scope 7f00"])
+async def test_any_other_cancellation_goes_on_unanswered(message: str | None) -> None:
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled_app(message)
