@@ -21,6 +21,7 @@ from idp import metrics, openapi
 from idp.access_log import FLUSH_TIMEOUT
 from idp.config import Settings
 from idp.endpoints import (
+    DocumentEndpoint,
     access_log,
     account,
     authorize,
@@ -78,7 +79,6 @@ class HeaderLimit:
         await self.app(scope, receive, send)
 
 
-DocumentEndpoint = discovery.Metadata | jwks.Jwks
 READS = frozenset({"GET", "HEAD"})
 
 

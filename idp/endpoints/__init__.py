@@ -14,9 +14,11 @@ from collections.abc import Awaitable, Callable
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from idp import metrics
 from idp.errors import RETRY_AFTER, OAuthError, ServerError, TemporarilyUnavailable
+from idp.http import Document
 from idp.pages import error_page
 from idp.provider import Provider
 from idp.store import StoreError, StoreUnavailable
@@ -27,6 +29,17 @@ log = logging.getLogger("idp.endpoints")
 CLIENT_GONE = 499
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+class DocumentEndpoint:
+    """An ASGI endpoint answering the same :class:`~idp.http.Document` to every request until
+    what it shows changes; :meth:`document` says which one is current."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.document(scope["app"].state.provider)(scope, receive, send)
+
+    def document(self, provider: Provider) -> Document:
+        raise NotImplementedError
 
 
 def oauth_endpoint(handler: Handler) -> Handler:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
 
 from idp.authorization import OIDC_SCOPES, PROMPTS
 from idp.client_metadata import ID_TOKEN_ALGS
 from idp.config import Settings
+from idp.endpoints import DocumentEndpoint
 from idp.endpoints.token import GRANTS
 from idp.http import JSON, Document
 from idp.jose import ASYMMETRIC
@@ -76,7 +76,7 @@ def metadata(settings: Settings, scopes: tuple[str, ...]) -> dict[str, Any]:
     return document
 
 
-class Metadata:
+class Metadata(DocumentEndpoint):
     """ASGI endpoint serving the metadata document as a :class:`~idp.http.Document`.
 
     The catalogue's resource list is replaced, never changed in place, by each refresh; the
@@ -87,10 +87,6 @@ class Metadata:
         self._resources: list[Resource] | None = None
         self._scopes: tuple[str, ...] = ()
         self._document: Document | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        provider: Provider = scope["app"].state.provider
-        await self.document(provider)(scope, receive, send)
 
     def document(self, provider: Provider) -> Document:
         catalogue = provider.catalogue

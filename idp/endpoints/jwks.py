@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.types import Receive, Scope, Send
-
+from idp.endpoints import DocumentEndpoint
 from idp.http import Document
 from idp.provider import Provider
 
 JWK_SET = "application/jwk-set+json"
 
 
-class Jwks:
+class Jwks(DocumentEndpoint):
     """ASGI endpoint serving the key ring's JWK Set as a :class:`~idp.http.Document`.
 
     The key ring rebuilds its bytes whenever what it publishes changes: on each refresh that
@@ -21,10 +20,6 @@ class Jwks:
 
     def __init__(self) -> None:
         self._document: Document | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        provider: Provider = scope["app"].state.provider
-        await self.document(provider)(scope, receive, send)
 
     def document(self, provider: Provider) -> Document:
         keys = provider.keys
